@@ -1,0 +1,91 @@
+/**
+ * The one table of every error ws-frame-proxy raises for a protocol violation, a limit or a misuse of
+ * a stream, each with its stable code, the WebSocket close code that answers it and a message.
+ *
+ * `docs/errors.md` lists the same table for readers; `test/errors.spec.ts` checks the two agree.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * Every `WSP_ERR_*` code with its close code and message.
+ *
+ * Close code 1006 (abnormal closure) is never sent on the wire (RFC 6455 section 7.4.1); it marks
+ * errors after which no close frame can be exchanged, e.g. a connection that ended mid-frame.
+ */
+export const ErrorCodes = {
+  /** RSV1, RSV2 or RSV3 set without an extension that defines it (RFC 6455 section 5.2). */
+  WSP_ERR_UNEXPECTED_RSV: { closeCode: 1002, message: 'reserved bits must be clear' },
+  /** Opcode 3-7 or 0xB-0xF (RFC 6455 section 5.2). */
+  WSP_ERR_INVALID_OPCODE: { closeCode: 1002, message: 'reserved opcode' },
+  /** Control frame with FIN=0 (RFC 6455 section 5.5). */
+  WSP_ERR_FRAGMENTED_CONTROL: { closeCode: 1002, message: 'control frames must not be fragmented' },
+  /** Control frame with a payload of more than 125 bytes (RFC 6455 section 5.5). */
+  WSP_ERR_CONTROL_TOO_LONG: { closeCode: 1002, message: 'control frame payload must be 125 bytes or less' },
+  /** 64-bit payload length with its most significant bit set (RFC 6455 section 5.2). */
+  WSP_ERR_INVALID_LENGTH: { closeCode: 1002, message: 'the most significant bit of a 64-bit length must be 0' },
+  /** Unmasked frame from a client (RFC 6455 section 5.1). */
+  WSP_ERR_MASK_REQUIRED: { closeCode: 1002, message: 'frames from a client must be masked' },
+  /** Masked frame from a server (RFC 6455 section 5.1). */
+  WSP_ERR_MASK_FORBIDDEN: { closeCode: 1002, message: 'frames from a server must not be masked' },
+  /** Close frame whose body is 1 byte long (RFC 6455 section 5.5.1). */
+  WSP_ERR_INVALID_CLOSE_BODY: { closeCode: 1002, message: 'a close body must start with a 2-byte status code' },
+  /** Close code that may not be sent (RFC 6455 section 7.4). */
+  WSP_ERR_INVALID_CLOSE_CODE: { closeCode: 1002, message: 'invalid close code' },
+  /** Text payload or close reason that is not valid UTF-8 (RFC 6455 sections 5.6 and 8.1). */
+  WSP_ERR_INVALID_UTF8: { closeCode: 1007, message: 'invalid UTF-8' },
+  /** Continuation frame with no fragmented message open (RFC 6455 section 5.4). */
+  WSP_ERR_UNEXPECTED_CONTINUATION: { closeCode: 1002, message: 'continuation frame without a message to continue' },
+  /** Text or binary frame while a fragmented message is still open (RFC 6455 section 5.4). */
+  WSP_ERR_MESSAGE_NOT_FINISHED: { closeCode: 1002, message: 'new data frame before the fragmented message ended' },
+  /** Frame payload longer than `maxFrameSize`. */
+  WSP_ERR_FRAME_TOO_LARGE: { closeCode: 1009, message: 'frame payload exceeds maxFrameSize' },
+  /** Frame that cannot be held within `maxBufferedBytes`. */
+  WSP_ERR_BUFFER_LIMIT: { closeCode: 1009, message: 'frame exceeds maxBufferedBytes' },
+  /** The connection ended in the middle of a frame. */
+  WSP_ERR_TRUNCATED_FRAME: { closeCode: 1006, message: 'connection ended in the middle of a frame' },
+  /** The socket closed before a frame could be handed to it. */
+  WSP_ERR_SOCKET_CLOSED: { closeCode: 1006, message: 'the socket closed before the frame was written' },
+  /** A `Frame` object handed to a `FrameWritable` that cannot be sent as it is. */
+  WSP_ERR_INVALID_FRAME: { closeCode: 1011, message: 'invalid frame' },
+  /** A data frame written after a close frame (RFC 6455 section 5.5.1). */
+  WSP_ERR_WRITE_AFTER_CLOSE: { closeCode: 1011, message: 'data frame written after a close frame' },
+} as const;
+
+/** One of the stable error codes, e.g. `'WSP_ERR_INVALID_OPCODE'`. */
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/**
+ * The error class for every coded error of ws-frame-proxy.
+ *
+ * `code` is stable across releases and is what to branch on; `closeCode` is the status the side that
+ * caused it should be sent in a close frame (1006 when no close frame can be sent).
+ */
+export class WebSocketProxyError extends Error {
+  /** Stable error code, one of {@link ErrorCodes}. */
+  readonly code: ErrorCode;
+  /** WebSocket close code that answers this error. */
+  readonly closeCode: number;
+
+  /**
+   * @param code - the error code; its message and close code come from {@link ErrorCodes}
+   * @param detail - appended to the table's message after a colon, e.g. the offending value
+   */
+  constructor(code: ErrorCode, detail?: string) {
+    const entry = ErrorCodes[code];
+    super(detail === undefined ? entry.message : `${entry.message}: ${detail}`);
+    this.name = 'WebSocketProxyError';
+    this.code = code;
+    this.closeCode = entry.closeCode;
+  }
+}
+
+/**
+ * Tells whether `value` is a coded ws-frame-proxy error.
+ *
+ * @param value - anything caught or emitted
+ * @returns true only for instances of {@link WebSocketProxyError}
+ */
+export function isWebSocketProxyError(value: unknown): value is WebSocketProxyError {
+  return value instanceof WebSocketProxyError;
+}

@@ -1,0 +1,40 @@
+/**
+ * ws-frame-proxy: a frame-by-frame WebSocket reverse proxy on Node stream pipelines.
+ *
+ * Each direction is `FrameReadable -> [transforms] -> FrameWritable`; this module exports the frame
+ * layer those pipelines are built from.
+ *
+ * @packageDocumentation
+ */
+export {
+  type Frame,
+  type FrameType,
+  CloseCode,
+  Opcode,
+  binaryFrame,
+  closeFrame,
+  continuationFrame,
+  isControlType,
+  isValidCloseCode,
+  pingFrame,
+  pongFrame,
+  textFrame,
+} from './frame.js';
+export { ErrorCodes, type ErrorCode, WebSocketProxyError, isWebSocketProxyError } from './errors.js';
+export {
+  FrameReadable,
+  type FrameReadableOptions,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_HIGH_WATER_MARK_BYTES,
+  DEFAULT_READABLE_HIGH_WATER_MARK,
+} from './streams/frame-readable.js';
+export {
+  FrameWritable,
+  type FrameWritableOptions,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_WRITABLE_HIGH_WATER_MARK,
+} from './streams/frame-writable.js';
+export { FrameParser, type FrameParserOptions, type Role } from './protocol/parser.js';
+export { encodeFrame, MAX_CONTROL_PAYLOAD, MAX_CLOSE_REASON } from './protocol/encode.js';
+export { type GenerateMask, hasNativeMask } from './protocol/mask.js';
+export { Utf8Validator, isValidUtf8 } from './protocol/utf8.js';

@@ -1,0 +1,119 @@
+/**
+ * Masking (RFC 6455 section 5.3): XOR of the payload with a 4-byte key, with the optional native
+ * `bufferutil` addon for large buffers and a pure-JS fallback that is always available.
+ *
+ * The thresholds and the key pool follow ws (lib/buffer-util.js, lib/sender.js, MIT license): below
+ * a few dozen bytes the call into the addon costs more than the loop it saves.
+ *
+ * @packageDocumentation
+ */
+import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+/** Native masking functions of the `bufferutil` package. */
+interface BufferUtil {
+  mask(source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number): void;
+  unmask(buffer: Buffer, mask: Buffer): void;
+}
+
+/** Fills a 4-byte buffer with a fresh masking key. */
+export type GenerateMask = (key: Buffer) => void;
+
+function loadBufferUtil(): BufferUtil | undefined {
+  if (process.env.WSP_NO_BUFFER_UTIL) return undefined;
+  try {
+    return createRequire(import.meta.url)('bufferutil') as BufferUtil;
+  } catch {
+    return undefined;
+  }
+}
+
+const native = loadBufferUtil();
+const NATIVE_UNMASK_MIN = 32;
+const NATIVE_MASK_MIN = 48;
+
+/** Whether the native `bufferutil` addon is in use (false when absent or `WSP_NO_BUFFER_UTIL` is set). */
+export const hasNativeMask = native !== undefined;
+
+/**
+ * Masks `source` into `output` at `offset` with the pure-JS loop.
+ *
+ * @param source - bytes to mask (not modified)
+ * @param key - the 4-byte masking key
+ * @param output - where the masked bytes go
+ * @param offset - the index in `output` of the first masked byte
+ */
+export function maskJs(source: Buffer, key: Buffer, output: Buffer, offset: number): void {
+  const k0 = key[0]!, k1 = key[1]!, k2 = key[2]!, k3 = key[3]!;
+  const n = source.length;
+  const whole = n & ~3;
+  let i = 0;
+  for (; i < whole; i += 4) {
+    output[offset + i] = source[i]! ^ k0;
+    output[offset + i + 1] = source[i + 1]! ^ k1;
+    output[offset + i + 2] = source[i + 2]! ^ k2;
+    output[offset + i + 3] = source[i + 3]! ^ k3;
+  }
+  for (; i < n; i++) output[offset + i] = source[i]! ^ key[i & 3]!;
+}
+
+/**
+ * Unmasks `buffer` in place with the pure-JS loop.
+ *
+ * @param buffer - masked bytes, replaced by the unmasked bytes
+ * @param key - the 4-byte masking key
+ */
+export function unmaskJs(buffer: Buffer, key: Buffer): void {
+  maskJs(buffer, key, buffer, 0);
+}
+
+/**
+ * Masks `source` into `output` at `offset`, natively when it pays.
+ *
+ * @param source - bytes to mask (not modified)
+ * @param key - the 4-byte masking key
+ * @param output - where the masked bytes go
+ * @param offset - the index in `output` of the first masked byte
+ */
+export function mask(source: Buffer, key: Buffer, output: Buffer, offset: number): void {
+  if (native !== undefined && source.length >= NATIVE_MASK_MIN) {
+    native.mask(source, key, output, offset, source.length);
+  } else {
+    maskJs(source, key, output, offset);
+  }
+}
+
+/**
+ * Unmasks `buffer` in place, natively when it pays.
+ *
+ * @param buffer - masked bytes, replaced by the unmasked bytes
+ * @param key - the 4-byte masking key
+ */
+export function unmask(buffer: Buffer, key: Buffer): void {
+  if (native !== undefined && buffer.length >= NATIVE_UNMASK_MIN) native.unmask(buffer, key);
+  else unmaskJs(buffer, key);
+}
+
+const POOL_SIZE = 8 * 1024;
+let pool: Buffer | undefined;
+let poolOffset = POOL_SIZE;
+
+/**
+ * The default {@link GenerateMask}: 4 bytes from a pool refilled by `randomFillSync` 8 KiB at a time,
+ * so a strong random key costs one system call per 2048 frames.
+ *
+ * @param key - a 4-byte buffer to fill
+ */
+export function randomMask(key: Buffer): void {
+  // Lazily allocated: server-role writers never mask, so most processes never need it.
+  if (poolOffset === POOL_SIZE) {
+    if (pool === undefined) pool = Buffer.allocUnsafe(POOL_SIZE);
+    randomFillSync(pool, 0, POOL_SIZE);
+    poolOffset = 0;
+  }
+  key[0] = pool![poolOffset]!;
+  key[1] = pool![poolOffset + 1]!;
+  key[2] = pool![poolOffset + 2]!;
+  key[3] = pool![poolOffset + 3]!;
+  poolOffset += 4;
+}

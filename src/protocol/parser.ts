@@ -1,0 +1,299 @@
+/**
+ * The RFC 6455 frame parser: bytes in, validated `Frame` objects out, no streams and no I/O.
+ * `FrameReadable` drives it; the tests and the benchmark drive it directly too.
+ *
+ * The chunk list with a byte counter, views for frames inside one chunk and a single copy for frames
+ * that span chunks follow ws (lib/receiver.js, MIT license).
+ *
+ * @packageDocumentation
+ */
+import { WebSocketProxyError } from '../errors.js';
+import { type Frame, type FrameType, isValidCloseCode } from '../frame.js';
+import { unmask } from './mask.js';
+import { Utf8Validator, isValidUtf8 } from './utf8.js';
+
+/** Which end of the connection the parser reads for: `'server'` reads a client, `'client'` a server. */
+export type Role = 'server' | 'client';
+
+/** Options of {@link FrameParser}; `FrameReadable` documents their defaults. */
+export interface FrameParserOptions {
+  /** Which end reads: a server requires masked frames, a client forbids them. */
+  role: Role;
+  /** Largest payload of one frame, in bytes. */
+  maxFrameSize: number;
+  /** Largest frame (header and payload) the parser may hold while waiting for its last byte. */
+  maxBufferedBytes: number;
+  /** Whether text payloads are checked to be UTF-8. */
+  validateUtf8: boolean;
+  /** Whether RSV1 may be set (an extension such as permessage-deflate was negotiated). */
+  allowRsv1: boolean;
+}
+
+const TYPES: readonly (FrameType | undefined)[] = [
+  'continuation', 'text', 'binary', undefined, undefined, undefined, undefined, undefined,
+  'close', 'ping', 'pong', undefined, undefined, undefined, undefined, undefined,
+];
+
+const EMPTY = Buffer.alloc(0);
+const TWO_TO_32 = 0x100000000;
+
+/**
+ * Incremental frame parser. Feed bytes with {@link FrameParser.push}; take frames with
+ * {@link FrameParser.next} until it returns null (more bytes needed). A protocol violation throws a
+ * {@link WebSocketProxyError}; after that the parser returns null for ever.
+ */
+export class FrameParser {
+  /** Bytes pushed and not yet consumed. */
+  bufferedBytes = 0;
+
+  private readonly role: Role;
+  private readonly maxFrameSize: number;
+  private readonly maxBufferedBytes: number;
+  private readonly validateUtf8: boolean;
+  private readonly allowRsv1: boolean;
+
+  private readonly chunks: Buffer[] = [];
+  /** Offset of the first unconsumed byte in `chunks[0]`. */
+  private offset = 0;
+  private readonly scratch = Buffer.allocUnsafe(14);
+  private readonly key = Buffer.allocUnsafe(4);
+
+  /** Whether a header has been read and its payload is awaited. */
+  private haveHeader = false;
+  private fin = false;
+  private rsv1 = false;
+  private opcode = 0;
+  private masked = false;
+  private payloadLength = 0;
+
+  /** Opcode of the open fragmented message (text or binary), or -1 when none is open. */
+  private messageOpcode = -1;
+  /** Whether the open message's first frame had RSV1 set (compressed: not UTF-8 checked here). */
+  private messageRsv1 = false;
+  private readonly utf8 = new Utf8Validator();
+  private failed = false;
+
+  /** @param options - see {@link FrameParserOptions} */
+  constructor(options: FrameParserOptions) {
+    this.role = options.role;
+    this.maxFrameSize = options.maxFrameSize;
+    this.maxBufferedBytes = options.maxBufferedBytes;
+    this.validateUtf8 = options.validateUtf8;
+    this.allowRsv1 = options.allowRsv1;
+  }
+
+  /** Whether bytes of an unfinished frame are held (a connection ending now would cut a frame). */
+  get midFrame(): boolean {
+    return this.bufferedBytes > 0 || this.haveHeader;
+  }
+
+  /** Whether a fragmented message is open (its final fragment has not arrived). */
+  get midMessage(): boolean {
+    return this.messageOpcode !== -1;
+  }
+
+  /**
+   * Adds bytes to parse. The parser keeps a reference and unmasks in place, so pass bytes nobody
+   * else will read.
+   *
+   * @param chunk - the next bytes from the connection
+   */
+  push(chunk: Buffer): void {
+    if (chunk.length === 0 || this.failed) return;
+    this.chunks.push(chunk);
+    this.bufferedBytes += chunk.length;
+  }
+
+  /**
+   * Parses the next frame.
+   *
+   * @returns the frame, or null when more bytes are needed
+   * @throws WebSocketProxyError on a protocol violation or an exceeded limit
+   */
+  next(): Frame | null {
+    if (this.failed) return null;
+    try {
+      if (!this.haveHeader && !this.readHeader()) return null;
+      const length = this.payloadLength;
+      if (this.bufferedBytes < length) return null;
+      this.haveHeader = false;
+      const payload = length === 0 ? EMPTY : this.consume(length);
+      if (this.masked && length > 0) unmask(payload, this.key);
+      return this.toFrame(payload);
+    } catch (err) {
+      this.failed = true;
+      this.chunks.length = 0;
+      this.bufferedBytes = 0;
+      throw err;
+    }
+  }
+
+  /** Reads and validates a header once all its bytes are buffered; false if they are not yet. */
+  private readHeader(): boolean {
+    if (this.bufferedBytes < 2) return false;
+    const first = this.chunks[0]!;
+    let b0: number, b1: number;
+    if (first.length - this.offset >= 2) {
+      b0 = first[this.offset]!;
+      b1 = first[this.offset + 1]!;
+    } else {
+      b0 = first[this.offset]!;
+      b1 = this.chunks[1]![0]!;
+    }
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    const len7 = b1 & 0x7f;
+    const type = TYPES[opcode];
+
+    // "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values. If a
+    // nonzero value is received and none of the negotiated extensions defines the meaning of such a
+    // nonzero value, the receiving endpoint MUST _Fail the WebSocket Connection_." (section 5.2)
+    if ((b0 & 0x30) !== 0) throw new WebSocketProxyError('WSP_ERR_UNEXPECTED_RSV', 'RSV2 and RSV3 must be clear');
+    // "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
+    if (type === undefined) throw new WebSocketProxyError('WSP_ERR_INVALID_OPCODE', `0x${opcode.toString(16)}`);
+    if (rsv1) {
+      if (!this.allowRsv1) throw new WebSocketProxyError('WSP_ERR_UNEXPECTED_RSV', 'RSV1 must be clear');
+      // RFC 7692 section 6.1: RSV1 only on the first frame of a data message.
+      if (opcode === 0 || opcode >= 8) {
+        throw new WebSocketProxyError('WSP_ERR_UNEXPECTED_RSV', `RSV1 must be clear on a ${type} frame`);
+      }
+    }
+    if (opcode >= 8) {
+      // "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be
+      // fragmented." (section 5.5)
+      if (!fin) throw new WebSocketProxyError('WSP_ERR_FRAGMENTED_CONTROL', `${type} frame with FIN=0`);
+      if (len7 > 125) throw new WebSocketProxyError('WSP_ERR_CONTROL_TOO_LONG', `${type} frame`);
+    } else if (opcode === 0) {
+      // Section 5.4: a continuation frame only continues an open fragmented message.
+      if (this.messageOpcode === -1) throw new WebSocketProxyError('WSP_ERR_UNEXPECTED_CONTINUATION');
+    } else if (this.messageOpcode !== -1) {
+      // Section 5.4: "fragments of one message MUST NOT be interleaved between fragments of another".
+      throw new WebSocketProxyError('WSP_ERR_MESSAGE_NOT_FINISHED', `${type} frame inside a fragmented message`);
+    }
+    // "The server MUST close the connection upon receiving a frame that is not masked." and "A client
+    // MUST close a connection if it detects a masked frame." (section 5.1)
+    if (masked !== (this.role === 'server')) {
+      throw new WebSocketProxyError(masked ? 'WSP_ERR_MASK_FORBIDDEN' : 'WSP_ERR_MASK_REQUIRED');
+    }
+
+    const lengthBytes = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+    const size = 2 + lengthBytes + (masked ? 4 : 0);
+    if (this.bufferedBytes < size) return false;
+    const header = this.consumeHeader(size);
+    let length: number;
+    if (lengthBytes === 0) {
+      length = len7;
+    } else if (lengthBytes === 2) {
+      length = header.readUInt16BE(2);
+    } else {
+      const high = header.readUInt32BE(2);
+      // "the most significant bit MUST be 0" (section 5.2)
+      if (high >= 0x80000000) throw new WebSocketProxyError('WSP_ERR_INVALID_LENGTH');
+      length = high * TWO_TO_32 + header.readUInt32BE(6);
+    }
+    if (length > this.maxFrameSize) {
+      throw new WebSocketProxyError('WSP_ERR_FRAME_TOO_LARGE', `${length} > ${this.maxFrameSize}`);
+    }
+    if (size + length > this.maxBufferedBytes) {
+      throw new WebSocketProxyError('WSP_ERR_BUFFER_LIMIT', `${size + length} > ${this.maxBufferedBytes}`);
+    }
+    if (masked) header.copy(this.key, 0, size - 4, size);
+    this.fin = fin;
+    this.rsv1 = rsv1;
+    this.opcode = opcode;
+    this.masked = masked;
+    this.payloadLength = length;
+    this.haveHeader = true;
+    return true;
+  }
+
+  /** Consumes `size` header bytes: a view when they are in one chunk, else a copy into `scratch`. */
+  private consumeHeader(size: number): Buffer {
+    const first = this.chunks[0]!;
+    const start = this.offset;
+    if (first.length - start >= size) {
+      this.advance(first, size);
+      return start === 0 && size === first.length ? first : first.subarray(start, start + size);
+    }
+    this.copyInto(this.scratch, size);
+    return this.scratch;
+  }
+
+  /** Consumes `n` payload bytes: a view when they are in one chunk, else one copy. */
+  private consume(n: number): Buffer {
+    const first = this.chunks[0]!;
+    const start = this.offset;
+    if (first.length - start >= n) {
+      this.advance(first, n);
+      return start === 0 && n === first.length ? first : first.subarray(start, start + n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    this.copyInto(out, n);
+    return out;
+  }
+
+  private advance(first: Buffer, n: number): void {
+    this.bufferedBytes -= n;
+    this.offset += n;
+    if (this.offset === first.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+  }
+
+  private copyInto(target: Buffer, n: number): void {
+    let written = 0;
+    while (written < n) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(chunk.length - this.offset, n - written);
+      chunk.copy(target, written, this.offset, this.offset + take);
+      written += take;
+      this.advance(chunk, take);
+    }
+  }
+
+  /** Builds the frame for a complete payload, checking close bodies, UTF-8 and message sequencing. */
+  private toFrame(payload: Buffer): Frame {
+    const opcode = this.opcode;
+    const fin = this.fin;
+    if (opcode >= 8) {
+      if (opcode !== 8) return { type: TYPES[opcode]!, fin: true, payload, rsv1: false };
+      return closeFrameOf(payload);
+    }
+    if (opcode === 0) {
+      if (this.messageOpcode === 1 && this.validateUtf8 && !this.messageRsv1) {
+        if (!this.utf8.write(payload) || (fin && !this.utf8.end())) {
+          throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
+        }
+      }
+      if (fin) this.messageOpcode = -1;
+      return { type: 'continuation', fin, payload, rsv1: false };
+    }
+    const rsv1 = this.rsv1;
+    if (opcode === 1 && this.validateUtf8 && !rsv1) {
+      if (fin ? !isValidUtf8(payload) : !this.utf8.write(payload)) {
+        throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
+      }
+    }
+    if (!fin) {
+      this.messageOpcode = opcode;
+      this.messageRsv1 = rsv1;
+    }
+    return { type: opcode === 1 ? 'text' : 'binary', fin, payload, rsv1 };
+  }
+}
+
+/** Splits a close payload into code and reason, as section 5.5.1 defines the close body. */
+function closeFrameOf(body: Buffer): Frame {
+  if (body.length === 0) return { type: 'close', fin: true, payload: EMPTY, rsv1: false };
+  // "If there is a body, the first two bytes of the body MUST be a 2-byte unsigned integer" (5.5.1)
+  if (body.length === 1) throw new WebSocketProxyError('WSP_ERR_INVALID_CLOSE_BODY');
+  const code = body.readUInt16BE(0);
+  if (!isValidCloseCode(code)) throw new WebSocketProxyError('WSP_ERR_INVALID_CLOSE_CODE', String(code));
+  const reason = body.subarray(2);
+  // "the body ... MAY contain UTF-8-encoded data", and invalid UTF-8 there fails the connection (8.1).
+  if (!isValidUtf8(reason)) throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a close reason');
+  return { type: 'close', fin: true, payload: reason, rsv1: false, code };
+}

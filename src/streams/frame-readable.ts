@@ -1,0 +1,281 @@
+/**
+ * `FrameReadable`: a socket's bytes as a stream of validated `Frame` objects, with backpressure that
+ * reaches the socket and memory bounded in bytes.
+ *
+ * @packageDocumentation
+ */
+import type { Duplex } from 'node:stream';
+import { Readable } from 'readable-stream';
+import { WebSocketProxyError } from '../errors.js';
+import type { Frame } from '../frame.js';
+import { FrameParser, type Role } from '../protocol/parser.js';
+
+/** Default {@link FrameReadableOptions.maxFrameSize}: 16 MiB. */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+/** Default {@link FrameReadableOptions.highWaterMark}, in frames. */
+export const DEFAULT_READABLE_HIGH_WATER_MARK = 16;
+/** Default {@link FrameReadableOptions.highWaterMarkBytes}: 1 MiB. */
+export const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/** Longest frame header: 2 bytes, a 64-bit length and a masking key. */
+const MAX_HEADER = 14;
+
+/** Options of {@link FrameReadable}. */
+export interface FrameReadableOptions {
+  /**
+   * Which end of the connection this reader is: `'server'` reads frames from a client (they MUST be
+   * masked), `'client'` reads frames from a server (they MUST NOT be masked).
+   */
+  role: Role;
+  /**
+   * Bytes read past the HTTP upgrade (the `head` of Node's `'upgrade'` event), parsed before
+   * anything read from the socket. They are copied, never modified.
+   */
+  head?: Buffer;
+  /**
+   * Largest payload of one frame, in bytes; a frame whose header announces more fails with
+   * `WSP_ERR_FRAME_TOO_LARGE` (1009) before any of its payload is buffered. Exactly the limit passes.
+   * @defaultValue 16 MiB (16777216)
+   */
+  maxFrameSize?: number;
+  /**
+   * Most bytes held for one frame while waiting for the rest of it (header included); a frame that
+   * cannot fit fails with `WSP_ERR_BUFFER_LIMIT` (1009) when its header is read.
+   * @defaultValue maxFrameSize + 14 (any frame within maxFrameSize fits)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Whether text payloads are validated as UTF-8, incrementally across fragments (1007 on failure).
+   * Close reasons are always validated.
+   * @defaultValue true
+   */
+  validateUtf8?: boolean;
+  /**
+   * Whether RSV1 may be set on the first frame of a data message, for a negotiated extension such as
+   * permessage-deflate. Without it any RSV bit fails with `WSP_ERR_UNEXPECTED_RSV` (1002).
+   * @defaultValue false
+   */
+  allowRsv1?: boolean;
+  /**
+   * Frames parsed ahead of the consumer before the socket is paused.
+   * @defaultValue 16
+   */
+  highWaterMark?: number;
+  /**
+   * Payload bytes parsed ahead of the consumer before the socket is paused. Object-mode streams
+   * count frames, so this is what bounds memory in bytes: at most this many bytes plus one frame
+   * wait in the queue.
+   * @defaultValue 1 MiB (1048576)
+   */
+  highWaterMarkBytes?: number;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`options.${name} must be an integer >= 1`);
+  }
+  return value;
+}
+
+/**
+ * Reads a socket (or any byte `Duplex`) and emits one {@link Frame} per wire frame, in order, control
+ * frames included, each validated against RFC 6455 section 5.
+ *
+ * - Payloads come out unmasked. A frame that arrived within one socket chunk is a view of that chunk;
+ *   one that spanned chunks is copied once.
+ * - A protocol violation or exceeded limit destroys the stream with a {@link WebSocketProxyError}
+ *   carrying `code` and `closeCode`; nothing is parsed after it.
+ * - After a close frame the stream ends; later bytes are read and discarded, so the peer's TCP close
+ *   can still be seen.
+ * - When the consumer falls behind (`highWaterMark` frames or `highWaterMarkBytes` bytes queued), the
+ *   socket is paused; it resumes when the consumer reads again.
+ * - The socket belongs to the caller: destroying this stream removes its listeners but neither ends
+ *   nor destroys the socket.
+ *
+ * @example
+ * ```ts
+ * const frames = new FrameReadable(socket, { role: 'server', head });
+ * for await (const frame of frames) console.log(frame.type, frame.payload.length);
+ * ```
+ */
+export class FrameReadable extends Readable {
+  /** The socket read from. */
+  readonly socket: Duplex;
+  private readonly parser: FrameParser;
+  private readonly highWaterMarkBytes: number;
+  /** Payload bytes pushed into the readable queue and not yet read out of it. */
+  private queuedBytes = 0;
+  /** Whether the consumer asked for frames (`_read`) and has not been given enough yet. */
+  private wanted = false;
+  /** Whether a `_read` was refused for `highWaterMarkBytes` and is owed a push. */
+  private owed = false;
+  /** Whether the socket will send no more bytes. */
+  private socketEnded = false;
+  /** Whether this stream has pushed its end, or failed. */
+  private done = false;
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.done) return;
+    this.parser.push(chunk);
+    if (this.wanted) this.drain();
+    else this.socket.pause();
+  };
+
+  private readonly onEnd = (): void => {
+    this.socketEnded = true;
+    if (this.wanted) this.drain();
+  };
+
+  private readonly onError = (err: Error): void => {
+    if (!this.done) {
+      this.done = true;
+      this.destroy(err);
+    }
+  };
+
+  /**
+   * @param socket - the connection, after the HTTP upgrade
+   * @param options - see {@link FrameReadableOptions}; `role` is required
+   * @throws TypeError for a missing role or a limit that is not a positive integer
+   */
+  constructor(socket: Duplex, options: FrameReadableOptions) {
+    const highWaterMark = positiveInteger('highWaterMark', options?.highWaterMark, DEFAULT_READABLE_HIGH_WATER_MARK);
+    super({ objectMode: true, highWaterMark });
+    if (options?.role !== 'server' && options?.role !== 'client') {
+      throw new TypeError("options.role must be 'server' or 'client'");
+    }
+    const maxFrameSize = positiveInteger('maxFrameSize', options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE);
+    this.socket = socket;
+    this.highWaterMarkBytes = positiveInteger(
+      'highWaterMarkBytes', options.highWaterMarkBytes, DEFAULT_HIGH_WATER_MARK_BYTES);
+    this.parser = new FrameParser({
+      role: options.role,
+      maxFrameSize,
+      maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, maxFrameSize + MAX_HEADER),
+      validateUtf8: options.validateUtf8 ?? true,
+      allowRsv1: options.allowRsv1 ?? false,
+    });
+    // The parser unmasks in place; the head belongs to the caller, so it gets its own copy.
+    if (options.head !== undefined && options.head.length > 0) this.parser.push(Buffer.from(options.head));
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+    // Nothing flows until the consumer asks: that is what lets backpressure reach the peer.
+    socket.pause();
+  }
+
+  /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */
+  get midMessage(): boolean {
+    return this.parser.midMessage;
+  }
+
+  /** @internal */
+  override _read(): void {
+    if (this.queuedBytes >= this.highWaterMarkBytes) {
+      this.owed = true;
+      return;
+    }
+    this.wanted = true;
+    this.drain();
+  }
+
+  /**
+   * Reads a frame from the queue (see Node's `readable.read()`); overridden only to count the bytes
+   * that leave the queue, for `highWaterMarkBytes`.
+   *
+   * @param size - ignored in object mode
+   * @returns the next frame, or null
+   */
+  override read(size?: number): Frame | null {
+    const frame = super.read(size) as Frame | null;
+    if (frame !== null && frame !== undefined) {
+      this.queuedBytes -= frame.payload.length;
+      if (this.owed && this.queuedBytes < this.highWaterMarkBytes) {
+        this.owed = false;
+        process.nextTick(resumeReading, this);
+      }
+    }
+    return frame;
+  }
+
+  /** @internal */
+  override _destroy(err: Error | null, callback: (error: Error | null) => void): void {
+    this.done = true;
+    this.detach();
+    callback(err);
+  }
+
+  /** @internal Parses and pushes frames while the consumer wants them. */
+  drain(): void {
+    while (this.wanted && !this.done) {
+      let frame: Frame | null;
+      try {
+        frame = this.parser.next();
+      } catch (err) {
+        this.fail(err as WebSocketProxyError);
+        return;
+      }
+      if (frame === null) {
+        if (this.socketEnded) this.endOfInput();
+        else this.socket.resume();
+        return;
+      }
+      const before = this.readableLength;
+      const more = this.push(frame);
+      // A frame handed straight to a 'data' listener never enters the queue.
+      if (this.readableLength > before) this.queuedBytes += frame.payload.length;
+      if (frame.type === 'close') {
+        this.afterClose();
+        return;
+      }
+      if (!more || this.queuedBytes >= this.highWaterMarkBytes) this.wanted = false;
+    }
+    if (!this.done) this.socket.pause();
+  }
+
+  private endOfInput(): void {
+    if (this.parser.midFrame) {
+      this.fail(new WebSocketProxyError('WSP_ERR_TRUNCATED_FRAME', `${this.parser.bufferedBytes} bytes left`));
+      return;
+    }
+    this.done = true;
+    this.detach();
+    this.push(null);
+  }
+
+  /**
+   * "After sending a Close frame, the endpoint MUST NOT send any more data frames" (section 5.5.1):
+   * nothing valid follows a close frame, so the stream ends, and the socket keeps flowing into the
+   * void so that the peer's TCP close ('end') is still seen by whoever waits for it.
+   */
+  private afterClose(): void {
+    this.done = true;
+    this.push(null);
+    this.detach();
+    this.socket.on('data', discard);
+    this.socket.on('error', discard);
+    this.socket.resume();
+  }
+
+  private fail(err: WebSocketProxyError): void {
+    this.done = true;
+    this.destroy(err);
+  }
+
+  private detach(): void {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    // Keep an error listener: an error after this stream is gone must not crash the process.
+    this.socket.off('error', this.onError);
+    if (this.socket.listenerCount('error') === 0) this.socket.on('error', discard);
+  }
+}
+
+function resumeReading(stream: FrameReadable): void {
+  if (stream.destroyed) return;
+  stream._read();
+}
+
+function discard(): void {}

@@ -1,0 +1,306 @@
+/**
+ * `FrameWritable`: `Frame` objects encoded onto a socket, masked for the client role, with the
+ * sender's duties of RFC 6455 enforced and the socket's backpressure passed upstream.
+ *
+ * @packageDocumentation
+ */
+import type { Duplex } from 'node:stream';
+import { Writable } from 'readable-stream';
+import { WebSocketProxyError } from '../errors.js';
+import type { Frame } from '../frame.js';
+import { encodeFrame } from '../protocol/encode.js';
+import { type GenerateMask, randomMask } from '../protocol/mask.js';
+import type { Role } from '../protocol/parser.js';
+
+/** Default {@link FrameWritableOptions.highWaterMark}, in frames. */
+export const DEFAULT_WRITABLE_HIGH_WATER_MARK = 16;
+/** Default {@link FrameWritableOptions.closeTimeout}, in milliseconds. */
+export const DEFAULT_CLOSE_TIMEOUT = 5000;
+
+/** Options of {@link FrameWritable}. */
+export interface FrameWritableOptions {
+  /**
+   * Which end of the connection this writer is: `'client'` masks every frame with a fresh key
+   * (RFC 6455 section 5.3), `'server'` never masks.
+   */
+  role: Role;
+  /**
+   * Fills a 4-byte buffer with a masking key (client role). Tests inject a fixed key here.
+   * @defaultValue 4 bytes from a pool refilled by `crypto.randomFillSync`
+   */
+  generateMask?: GenerateMask;
+  /**
+   * How long `end()` in the client role waits, after a close frame was written, for the server to
+   * close TCP before the socket is destroyed.
+   * @defaultValue 5000
+   */
+  closeTimeout?: number;
+  /**
+   * Whether frames with RSV1 set may be written (a negotiated extension defines it).
+   * @defaultValue false
+   */
+  allowRsv1?: boolean;
+  /**
+   * Frames queued in this stream before `write()` returns false.
+   * @defaultValue 16
+   */
+  highWaterMark?: number;
+}
+
+type Callback = (error?: Error | null) => void;
+
+/**
+ * Writes {@link Frame} objects to a socket as RFC 6455 frames.
+ *
+ * - Client role: every frame is masked with a fresh key into a new buffer; server role: the header
+ *   and the payload are written as two buffers (small payloads are copied next to the header). The
+ *   caller's payload buffer is never modified.
+ * - A sender's duties are enforced: control payloads of at most 125 bytes (a close reason is cut at
+ *   a character boundary to 123 bytes), valid close codes only, FIN on control frames, fragments in
+ *   sequence, and no data frame (nor a second close frame) after a close frame. A violation fails the
+ *   write with a {@link WebSocketProxyError} and writes nothing.
+ * - Backpressure: `write()` returns false while the socket's buffer is over its high-water mark, and
+ *   a write's callback fires once its bytes are handed to the socket; while the socket is full the
+ *   next frame waits, so a `pipeline()` feeding this stream slows down.
+ * - `end()`: without a close frame written, the socket is ended at once. After one, the server role
+ *   ends the socket at once (the server closes TCP first, section 7.1.1); the client role waits for
+ *   the server to close TCP, or `closeTimeout`, then destroys the socket.
+ *
+ * @example
+ * ```ts
+ * const out = new FrameWritable(socket, { role: 'client' });
+ * out.write(textFrame('hello'));
+ * out.end(closeFrame(1000, 'bye'));
+ * ```
+ */
+export class FrameWritable extends Writable {
+  /** The socket written to. */
+  readonly socket: Duplex;
+  private readonly role: Role;
+  private readonly generateMask: GenerateMask;
+  private readonly closeTimeout: number;
+  private readonly allowRsv1: boolean;
+  private readonly key = Buffer.allocUnsafe(4);
+  private closeSent = false;
+  private messageOpen = false;
+  private corked = false;
+  /** Whether the socket's last write returned false and its 'drain' has not come yet. */
+  private socketFull = false;
+  /** Whether `write()` returned false for `socketFull` alone and so owes a 'drain'. */
+  private owesDrain = false;
+  /** A write waiting for the socket to drain. */
+  private pending: (() => void) | undefined;
+  private pendingCallback: Callback | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private finalCallback: Callback | undefined;
+
+  private readonly onSocketDrain = (): void => {
+    this.socketFull = false;
+    const pending = this.pending;
+    this.pending = undefined;
+    this.pendingCallback = undefined;
+    if (pending !== undefined) pending();
+    if (this.owesDrain && !this.socketFull) {
+      this.owesDrain = false;
+      if (!this.writableNeedDrain) this.emit('drain');
+    }
+  };
+
+  private readonly onSocketGone = (): void => {
+    const callback = this.pendingCallback;
+    this.pending = undefined;
+    this.pendingCallback = undefined;
+    if (callback !== undefined) callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    this.finishClose();
+  };
+
+  private readonly onSocketError = (): void => {
+    // The reader reports socket errors; here an error only means no more bytes can be written.
+    this.onSocketGone();
+  };
+
+  /**
+   * @param socket - the connection, after the HTTP upgrade
+   * @param options - see {@link FrameWritableOptions}; `role` is required
+   * @throws TypeError for a missing role or an option of the wrong type
+   */
+  constructor(socket: Duplex, options: FrameWritableOptions) {
+    const highWaterMark = options?.highWaterMark ?? DEFAULT_WRITABLE_HIGH_WATER_MARK;
+    if (!Number.isSafeInteger(highWaterMark) || highWaterMark < 1) {
+      throw new TypeError('options.highWaterMark must be an integer >= 1');
+    }
+    super({ objectMode: true, highWaterMark, decodeStrings: false });
+    if (options?.role !== 'server' && options?.role !== 'client') {
+      throw new TypeError("options.role must be 'server' or 'client'");
+    }
+    const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    if (!Number.isFinite(closeTimeout) || closeTimeout < 0) {
+      throw new TypeError('options.closeTimeout must be a number >= 0');
+    }
+    if (options.generateMask !== undefined && typeof options.generateMask !== 'function') {
+      throw new TypeError('options.generateMask must be a function');
+    }
+    this.socket = socket;
+    this.role = options.role;
+    this.generateMask = options.generateMask ?? randomMask;
+    this.closeTimeout = closeTimeout;
+    this.allowRsv1 = options.allowRsv1 ?? false;
+    socket.on('drain', this.onSocketDrain);
+    socket.on('close', this.onSocketGone);
+    socket.on('error', this.onSocketError);
+  }
+
+  /** Whether a close frame has been written. */
+  get closeFrameSent(): boolean {
+    return this.closeSent;
+  }
+
+  /**
+   * Writes a frame (see Node's `writable.write()`).
+   *
+   * @param frame - the frame to send
+   * @param callback - called once the frame's bytes are handed to the socket, or with the error
+   * @returns false when the caller should wait for 'drain': this stream's queue is full or the
+   *   socket's buffer is over its high-water mark
+   */
+  override write(frame: Frame, callback?: Callback): boolean;
+  override write(frame: Frame, encoding: BufferEncoding | undefined, callback?: Callback): boolean;
+  override write(frame: Frame, encoding?: BufferEncoding | Callback, callback?: Callback): boolean {
+    const ret = super.write(frame, encoding as BufferEncoding, callback);
+    if (ret && this.socketFull) {
+      this.owesDrain = true;
+      return false;
+    }
+    return ret;
+  }
+
+  /** @internal */
+  override _write(frame: Frame, _encoding: string, callback: Callback): void {
+    let buffers: Buffer[];
+    try {
+      buffers = this.encode(frame);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    if (this.socketFull) {
+      this.pending = () => this.send(buffers, callback);
+      this.pendingCallback = callback;
+    } else {
+      this.send(buffers, callback);
+    }
+  }
+
+  /** @internal */
+  override _final(callback: Callback): void {
+    const socket = this.socket;
+    if (!this.closeSent || this.role === 'server' || socket.destroyed || socket.readableEnded) {
+      socket.end();
+      callback();
+      return;
+    }
+    // "the underlying TCP connection, in most normal cases, SHOULD be closed first by the server"
+    // (section 7.1.1): the client waits for the server's FIN, then closes its side too.
+    this.finalCallback = callback;
+    socket.once('end', this.onSocketGone);
+    this.closeTimer = setTimeout(() => {
+      this.closeTimer = undefined;
+      socket.destroy();
+      this.finishClose();
+    }, this.closeTimeout);
+  }
+
+  /** @internal */
+  override _destroy(err: Error | null, callback: (error: Error | null) => void): void {
+    this.release();
+    const pendingCallback = this.pendingCallback;
+    this.pending = undefined;
+    this.pendingCallback = undefined;
+    if (pendingCallback !== undefined) pendingCallback(err ?? new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    callback(err);
+  }
+
+  private finishClose(): void {
+    const callback = this.finalCallback;
+    if (callback === undefined) return;
+    this.finalCallback = undefined;
+    this.release();
+    if (!this.socket.destroyed) this.socket.end();
+    callback();
+  }
+
+  private release(): void {
+    if (this.closeTimer !== undefined) {
+      clearTimeout(this.closeTimer);
+      this.closeTimer = undefined;
+    }
+    this.socket.off('drain', this.onSocketDrain);
+    this.socket.off('close', this.onSocketGone);
+    this.socket.off('end', this.onSocketGone);
+    this.socket.off('error', this.onSocketError);
+    if (this.socket.listenerCount('error') === 0) this.socket.on('error', noop);
+  }
+
+  /** Checks a frame against the sender's rules and encodes it. */
+  private encode(frame: Frame): Buffer[] {
+    if (frame === null || typeof frame !== 'object') {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'not a frame object');
+    }
+    const type = frame.type;
+    const data = type === 'text' || type === 'binary' || type === 'continuation';
+    if (this.closeSent) {
+      // "The application MUST NOT send any more data frames after sending a Close frame." (5.5.1)
+      if (data) throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `${type} frame`);
+      if (type === 'close') throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', 'a close frame was sent already');
+    }
+    if (frame.rsv1 === true && (!this.allowRsv1 || type === 'continuation' || !data)) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'RSV1 set without an extension that allows it');
+    }
+    if (data) {
+      // Section 5.4: fragments of one message are sent in order and never interleaved.
+      if (type === 'continuation' ? !this.messageOpen : this.messageOpen) {
+        throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME',
+          type === 'continuation' ? 'continuation frame without an open message' : `${type} frame inside an open message`);
+      }
+    }
+    let key: Buffer | undefined;
+    if (this.role === 'client') {
+      this.generateMask(this.key);
+      key = this.key;
+    }
+    const buffers = encodeFrame(frame, key);
+    if (data) this.messageOpen = !frame.fin;
+    else if (type === 'close') this.closeSent = true;
+    return buffers;
+  }
+
+  /** Hands encoded bytes to the socket, corked until the next tick so a burst leaves in one write. */
+  private send(buffers: Buffer[], callback: Callback): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) {
+      callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    let ok = socket.write(buffers[0]!);
+    if (buffers.length === 2) ok = socket.write(buffers[1]!);
+    if (!ok) this.socketFull = true;
+    callback();
+  }
+
+  /** @internal */
+  uncorkSocket(): void {
+    this.corked = false;
+    this.socket.uncork();
+  }
+}
+
+function uncork(stream: FrameWritable): void {
+  stream.uncorkSocket();
+}
+
+function noop(): void {}
