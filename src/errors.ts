@@ -50,6 +50,18 @@ export const ErrorCodes = {
   WSP_ERR_INVALID_FRAME: { closeCode: 1011, message: 'invalid frame' },
   /** A data frame written after a close frame (RFC 6455 section 5.5.1). */
   WSP_ERR_WRITE_AFTER_CLOSE: { closeCode: 1011, message: 'data frame written after a close frame' },
+  /** The upstream URL is not a usable `ws://` or `wss://` URL. */
+  WSP_ERR_INVALID_URL: { closeCode: 1011, message: 'invalid upstream URL' },
+  /** The upstream could not be reached (DNS, TCP or TLS failure, or it closed during the handshake). */
+  WSP_ERR_UPSTREAM_UNREACHABLE: { closeCode: 1014, message: 'upstream unreachable' },
+  /** The upstream handshake did not complete within `connectTimeout`. */
+  WSP_ERR_UPSTREAM_TIMEOUT: { closeCode: 1014, message: 'upstream handshake timed out' },
+  /** The upstream answered the upgrade with another status than 101; see `statusCode`, `headers`, `body`. */
+  WSP_ERR_UPSTREAM_REJECTED: { closeCode: 1014, message: 'upstream rejected the WebSocket handshake' },
+  /** The upstream's 101 response is not a valid WebSocket handshake answer (RFC 6455 section 4.1). */
+  WSP_ERR_UPSTREAM_HANDSHAKE: { closeCode: 1014, message: 'invalid upstream handshake response' },
+  /** The client's upgrade request is not a valid WebSocket opening handshake (RFC 6455 section 4.2.1). */
+  WSP_ERR_CLIENT_HANDSHAKE: { closeCode: 1002, message: 'invalid client handshake request' },
 } as const;
 
 /** One of the stable error codes, e.g. `'WSP_ERR_INVALID_OPCODE'`. */
@@ -88,4 +100,40 @@ export class WebSocketProxyError extends Error {
  */
 export function isWebSocketProxyError(value: unknown): value is WebSocketProxyError {
   return value instanceof WebSocketProxyError;
+}
+
+/**
+ * A failed opening handshake. For an upstream that answered with another status than 101
+ * (`WSP_ERR_UPSTREAM_REJECTED`), `statusCode`, `headers` and `body` hold its response so that it can
+ * be relayed to the client; for a rejected client request (`WSP_ERR_CLIENT_HANDSHAKE`), `statusCode`
+ * is the status the client was answered with (400 or 426).
+ */
+export class HandshakeError extends WebSocketProxyError {
+  /** HTTP status of the response, when there was one. */
+  readonly statusCode: number | undefined;
+  /** Response headers, when there was a response. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /** Response body (at most the first 64 KiB), when there was a response. */
+  readonly body: Buffer | undefined;
+
+  /**
+   * @param code - the error code
+   * @param detail - appended to the table's message
+   * @param response - the HTTP response that caused it, when there was one
+   */
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    response?: {
+      statusCode?: number;
+      headers?: Readonly<Record<string, string | string[] | undefined>>;
+      body?: Buffer;
+    },
+  ) {
+    super(code, detail);
+    this.name = 'HandshakeError';
+    this.statusCode = response?.statusCode;
+    this.headers = response?.headers;
+    this.body = response?.body;
+  }
 }

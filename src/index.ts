@@ -20,7 +20,7 @@ export {
   pongFrame,
   textFrame,
 } from './frame.js';
-export { ErrorCodes, type ErrorCode, WebSocketProxyError, isWebSocketProxyError } from './errors.js';
+export { ErrorCodes, type ErrorCode, HandshakeError, WebSocketProxyError, isWebSocketProxyError } from './errors.js';
 export {
   FrameReadable,
   type FrameReadableOptions,
