@@ -42,6 +42,10 @@ export const ErrorCodes = {
   WSP_ERR_FRAME_TOO_LARGE: { closeCode: 1009, message: 'frame payload exceeds maxFrameSize' },
   /** Frame that cannot be held within `maxBufferedBytes`. */
   WSP_ERR_BUFFER_LIMIT: { closeCode: 1009, message: 'frame exceeds maxBufferedBytes' },
+  /** A fragmented message larger than its limit (`maxMessageSize`, or a proxy's `*MaxFrameSize` when aggregating). */
+  WSP_ERR_MESSAGE_TOO_LARGE: { closeCode: 1009, message: 'message exceeds its size limit' },
+  /** A fragmented message with more fragments than `maxFragments`. */
+  WSP_ERR_TOO_MANY_FRAGMENTS: { closeCode: 1009, message: 'message exceeds its fragment limit' },
   /** The connection ended in the middle of a frame. */
   WSP_ERR_TRUNCATED_FRAME: { closeCode: 1006, message: 'connection ended in the middle of a frame' },
   /** The socket closed before a frame could be handed to it. */
@@ -50,6 +54,10 @@ export const ErrorCodes = {
   WSP_ERR_INVALID_FRAME: { closeCode: 1011, message: 'invalid frame' },
   /** A data frame written after a close frame (RFC 6455 section 5.5.1). */
   WSP_ERR_WRITE_AFTER_CLOSE: { closeCode: 1011, message: 'data frame written after a close frame' },
+  /** A side accepted no bytes for `sendTimeout` milliseconds and is treated as gone. */
+  WSP_ERR_SEND_TIMEOUT: { closeCode: 1001, message: 'send timed out' },
+  /** `execute()` or `send()` called before the handshake with that side completed. */
+  WSP_ERR_NOT_CONNECTED: { closeCode: 1011, message: 'not connected' },
   /** The upstream URL is not a usable `ws://` or `wss://` URL. */
   WSP_ERR_INVALID_URL: { closeCode: 1011, message: 'invalid upstream URL' },
   /** The upstream could not be reached (DNS, TCP or TLS failure, or it closed during the handshake). */

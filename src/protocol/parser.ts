@@ -23,6 +23,10 @@ export interface FrameParserOptions {
   maxFrameSize: number;
   /** Largest frame (header and payload) the parser may hold while waiting for its last byte. */
   maxBufferedBytes: number;
+  /** Largest fragmented message, in payload bytes summed over its fragments (Infinity: no limit). */
+  maxMessageSize?: number;
+  /** Most data frames in one message, empty ones included (Infinity: no limit). */
+  maxFragments?: number;
   /** Whether text payloads are checked to be UTF-8. */
   validateUtf8: boolean;
   /** Whether RSV1 may be set (an extension such as permessage-deflate was negotiated). */
@@ -49,6 +53,8 @@ export class FrameParser {
   private readonly role: Role;
   private readonly maxFrameSize: number;
   private readonly maxBufferedBytes: number;
+  private readonly maxMessageSize: number;
+  private readonly maxFragments: number;
   private readonly validateUtf8: boolean;
   private readonly allowRsv1: boolean;
 
@@ -70,6 +76,9 @@ export class FrameParser {
   private messageOpcode = -1;
   /** Whether the open message's first frame had RSV1 set (compressed: not UTF-8 checked here). */
   private messageRsv1 = false;
+  /** Payload bytes and data frames of the open message so far. */
+  private messageSize = 0;
+  private messageFragments = 0;
   private readonly utf8 = new Utf8Validator();
   private failed = false;
 
@@ -78,6 +87,8 @@ export class FrameParser {
     this.role = options.role;
     this.maxFrameSize = options.maxFrameSize;
     this.maxBufferedBytes = options.maxBufferedBytes;
+    this.maxMessageSize = options.maxMessageSize ?? Infinity;
+    this.maxFragments = options.maxFragments ?? Infinity;
     this.validateUtf8 = options.validateUtf8;
     this.allowRsv1 = options.allowRsv1;
   }
@@ -198,6 +209,20 @@ export class FrameParser {
     }
     if (size + length > this.maxBufferedBytes) {
       throw new WebSocketProxyError('WSP_ERR_BUFFER_LIMIT', `${size + length} > ${this.maxBufferedBytes}`);
+    }
+    if (opcode < 8) {
+      // Message limits count every data frame of a message, empty ones too, and never control frames.
+      const first = opcode !== 0;
+      const messageSize = (first ? 0 : this.messageSize) + length;
+      const fragments = (first ? 0 : this.messageFragments) + 1;
+      if (messageSize > this.maxMessageSize) {
+        throw new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${messageSize} > ${this.maxMessageSize}`);
+      }
+      if (fragments > this.maxFragments) {
+        throw new WebSocketProxyError('WSP_ERR_TOO_MANY_FRAGMENTS', `more than ${this.maxFragments}`);
+      }
+      this.messageSize = messageSize;
+      this.messageFragments = fragments;
     }
     if (masked) header.copy(this.key, 0, size - 4, size);
     this.fin = fin;

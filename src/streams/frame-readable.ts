@@ -44,6 +44,19 @@ export interface FrameReadableOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * Largest fragmented message, in payload bytes summed over its fragments; the fragment that would
+   * exceed it fails with `WSP_ERR_MESSAGE_TOO_LARGE` (1009) when its header is read. Exactly the limit
+   * passes. An unfragmented message is bounded by `maxFrameSize` alone.
+   * @defaultValue Infinity (no limit beyond maxFrameSize per frame)
+   */
+  maxMessageSize?: number;
+  /**
+   * Most data frames in one message, empty fragments included, control frames never; one more fails
+   * with `WSP_ERR_TOO_MANY_FRAGMENTS` (1009). Exactly the limit passes.
+   * @defaultValue Infinity
+   */
+  maxFragments?: number;
+  /**
    * Whether text payloads are validated as UTF-8, incrementally across fragments (1007 on failure).
    * Close reasons are always validated.
    * @defaultValue true
@@ -71,8 +84,9 @@ export interface FrameReadableOptions {
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
+  if (value === Infinity) return value;
   if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`options.${name} must be an integer >= 1`);
+    throw new TypeError(`options.${name} must be an integer >= 1 or Infinity`);
   }
   return value;
 }
@@ -152,6 +166,8 @@ export class FrameReadable extends Readable {
       role: options.role,
       maxFrameSize,
       maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, maxFrameSize + MAX_HEADER),
+      maxMessageSize: positiveInteger('maxMessageSize', options.maxMessageSize, Infinity),
+      maxFragments: positiveInteger('maxFragments', options.maxFragments, Infinity),
       validateUtf8: options.validateUtf8 ?? true,
       allowRsv1: options.allowRsv1 ?? false,
     });
