@@ -38,3 +38,35 @@ export { FrameParser, type FrameParserOptions, type Role } from './protocol/pars
 export { encodeFrame, MAX_CONTROL_PAYLOAD, MAX_CLOSE_REASON } from './protocol/encode.js';
 export { type GenerateMask, hasNativeMask } from './protocol/mask.js';
 export { Utf8Validator, isValidUtf8 } from './protocol/utf8.js';
+export * from './transforms/index.js';
+export {
+  WebSocketProxy,
+  type CloseInfo,
+  type ConnectOptions,
+  type ProxySide,
+  type ProxySummary,
+  type SideSummary,
+} from './proxy/websocket-proxy.js';
+export {
+  type Logger,
+  type OnFrame,
+  type OnFrameResult,
+  type ProxyOptions,
+  type ProxyRole,
+  type ProxyTransforms,
+  PROXY_DEFAULTS,
+} from './proxy/options.js';
+export {
+  connectUpstream,
+  type UpstreamConnection,
+  type UpstreamOptions,
+} from './handshake/upstream.js';
+export {
+  acceptClient,
+  validateClientRequest,
+  writeHttpResponse,
+  type AcceptClientOptions,
+  type AcceptedClient,
+  type ClientRequestCheck,
+} from './handshake/client.js';
+export { forwardedHeaders, type ForwardedHeaders, type ForwardedHeadersOptions } from './handshake/headers.js';

@@ -127,6 +127,8 @@ export class FrameReadable extends Readable {
   private socketEnded = false;
   /** Whether this stream has pushed its end, or failed. */
   private done = false;
+  /** Whether a close frame was read. */
+  private closeSeen = false;
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.done) return;
@@ -179,6 +181,11 @@ export class FrameReadable extends Readable {
     socket.on('error', this.onError);
     // Nothing flows until the consumer asks: that is what lets backpressure reach the peer.
     socket.pause();
+  }
+
+  /** Whether a close frame has been read from the peer (the stream ends after it). */
+  get closeReceived(): boolean {
+    return this.closeSeen;
   }
 
   /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */
@@ -267,6 +274,7 @@ export class FrameReadable extends Readable {
    */
   private afterClose(): void {
     this.done = true;
+    this.closeSeen = true;
     this.push(null);
     this.detach();
     this.socket.on('data', discard);

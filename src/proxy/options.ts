@@ -1,0 +1,289 @@
+/**
+ * Options of `WebSocketProxy`: their types, defaults and validation.
+ *
+ * @packageDocumentation
+ */
+import type { Transform } from 'readable-stream';
+import type { Frame, FrameType } from '../frame.js';
+
+/** Which side of a proxied connection: the downstream `'client'` or the `'upstream'` server. */
+export type ProxyRole = 'client' | 'upstream';
+
+/** What `onFrame` may return: see {@link ProxyOptions.onFrame}. */
+export type OnFrameResult = string | Buffer | null | undefined | void | { payload?: string | Buffer; code?: number };
+
+/**
+ * The per-frame callback: see {@link ProxyOptions.onFrame}.
+ *
+ * @typeParam P - the proxy type (the first argument is the proxy itself)
+ */
+export type OnFrame<P> = (
+  proxy: P,
+  role: ProxyRole,
+  type: FrameType,
+  payload: Buffer,
+  fin: boolean,
+  code: number | undefined,
+) => OnFrameResult | Promise<OnFrameResult>;
+
+/** Something with pino's logging methods; each takes a message string. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Stream stages a user adds to a direction, after aggregation and before `onFrame`. */
+export interface ProxyTransforms {
+  /** Stages for frames from the client, toward the upstream. */
+  client?: Transform[];
+  /** Stages for frames from the upstream, toward the client. */
+  upstream?: Transform[];
+}
+
+/** Options of `WebSocketProxy` (camelCase port of lua-resty-websocket-proxy's `new(opts)`). */
+export interface ProxyOptions<P = unknown> {
+  /**
+   * Assemble fragmented messages before `onFrame` and the transforms see them: each message is
+   * forwarded as one frame of its first fragment's type with FIN set, and control frames interleaved
+   * in it are forwarded at once. The size limits then apply to whole messages.
+   * @defaultValue false
+   */
+  aggregateFragments?: boolean;
+  /**
+   * Called for every frame about to be forwarded (whole messages when aggregating), in order per
+   * direction, sync or async: `onFrame(proxy, role, type, payload, fin, code)`. `role` is the side the
+   * frame came from; for close frames `payload` is the reason and `code` the status (undefined for an
+   * empty close). Return a string or Buffer to forward that payload (type and FIN kept), `null` or
+   * `undefined` to drop the frame, or `{ payload?, code? }` to replace the payload and, for a close
+   * frame, the code. A close frame cannot be dropped (it is forwarded unchanged, with a warning). A
+   * throw or a rejected promise closes both sides with 1011 and makes `execute()` reject with it.
+   * @defaultValue undefined (every frame is forwarded unchanged)
+   */
+  onFrame?: OnFrame<P>;
+  /**
+   * Extra stream stages per direction (object-mode `Transform`s of `Frame`), run after aggregation
+   * and before `onFrame`, in order.
+   * @defaultValue none
+   */
+  transforms?: ProxyTransforms;
+  /**
+   * Largest payload of one client frame, or of one whole client message when aggregating, checked
+   * before it is buffered; over it the client is sent 1009 "Payload Too Large" and the upstream 1001.
+   * @defaultValue 1 MiB (1048576)
+   */
+  clientMaxFrameSize?: number;
+  /**
+   * Same as `clientMaxFrameSize`, for frames from the upstream.
+   * @defaultValue 16 MiB (16777216)
+   */
+  upstreamMaxFrameSize?: number;
+  /**
+   * Most fragments in one client message (with or without aggregation); one more is answered as for
+   * `clientMaxFrameSize`.
+   * @defaultValue 16384
+   */
+  clientMaxFragments?: number;
+  /**
+   * Same as `clientMaxFragments`, for messages from the upstream.
+   * @defaultValue 16384
+   */
+  upstreamMaxFragments?: number;
+  /**
+   * Milliseconds without a frame from a side after which a line is logged
+   * (`timeout receiving frame from <role>, reopening`); never closes anything, as in the seed library.
+   * @defaultValue undefined (off)
+   */
+  recvTimeout?: number;
+  /**
+   * Milliseconds without a frame in either direction after which both sides are closed with 1001.
+   * @defaultValue undefined (off)
+   */
+  idleTimeout?: number;
+  /**
+   * Milliseconds a side may accept no bytes while frames wait for it before it is treated as gone
+   * (its peer is sent 1001, `WSP_ERR_SEND_TIMEOUT`).
+   * @defaultValue undefined (off)
+   */
+  sendTimeout?: number;
+  /**
+   * Milliseconds the upstream connection (TCP, TLS and handshake) may take.
+   * @defaultValue 60000
+   */
+  connectTimeout?: number;
+  /**
+   * Most milliseconds to keep relaying after a close frame was sent to a side, waiting for its close
+   * reply; then both connections are ended.
+   * @defaultValue 30000
+   */
+  lingeringTime?: number;
+  /**
+   * Most milliseconds to wait for each next frame from a side that was sent a close frame (and for a
+   * server's TCP close after the close handshake); must be less than `lingeringTime`.
+   * @defaultValue 5000
+   */
+  lingeringTimeout?: number;
+  /**
+   * Validate text messages as UTF-8 (1007 on failure) on both sides.
+   * @defaultValue true
+   */
+  validateUtf8?: boolean;
+  /**
+   * Log one debug line per frame (direction, type, size, fin, code, the first payload bytes) and the
+   * handshake and close events.
+   * @defaultValue false
+   */
+  debug?: boolean;
+  /**
+   * Where log lines go: any object with pino's `debug`/`info`/`warn`/`error` methods.
+   * @defaultValue `util.debuglog('ws-frame-proxy')` for every level (`NODE_DEBUG=ws-frame-proxy` shows them)
+   */
+  logger?: Logger;
+}
+
+/** {@link ProxyOptions} with every default applied. */
+export interface ResolvedProxyOptions<P> {
+  aggregateFragments: boolean;
+  onFrame: OnFrame<P> | undefined;
+  transforms: { client: Transform[]; upstream: Transform[] };
+  clientMaxFrameSize: number;
+  upstreamMaxFrameSize: number;
+  clientMaxFragments: number;
+  upstreamMaxFragments: number;
+  recvTimeout: number | undefined;
+  idleTimeout: number | undefined;
+  sendTimeout: number | undefined;
+  connectTimeout: number;
+  lingeringTime: number;
+  lingeringTimeout: number;
+  validateUtf8: boolean;
+  debug: boolean;
+  logger: Logger;
+}
+
+/** Defaults of the numeric {@link ProxyOptions}. */
+export const PROXY_DEFAULTS = {
+  clientMaxFrameSize: 1024 * 1024,
+  upstreamMaxFrameSize: 16 * 1024 * 1024,
+  clientMaxFragments: 16384,
+  upstreamMaxFragments: 16384,
+  connectTimeout: 60000,
+  lingeringTime: 30000,
+  lingeringTimeout: 5000,
+} as const;
+
+function isStage(value: unknown): value is Transform {
+  return (
+    typeof value === 'object' && value !== null &&
+    typeof (value as { pipe?: unknown }).pipe === 'function' &&
+    typeof (value as { write?: unknown }).write === 'function'
+  );
+}
+
+function limit(options: Record<string, unknown>, name: string, fallback: number): number {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 1) {
+    throw new TypeError(`options.${name} must be a number >= 1`);
+  }
+  return value;
+}
+
+function duration(options: Record<string, unknown>, name: string): number | undefined {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value >= 0) || value === Infinity) {
+    throw new TypeError(`options.${name} must be a number >= 0`);
+  }
+  return value;
+}
+
+function stages(value: unknown, name: string): Transform[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every(isStage)) {
+    throw new TypeError(`options.transforms.${name} must be an array of Transform streams`);
+  }
+  return value;
+}
+
+function isLogger(value: unknown): value is Logger {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return ['debug', 'info', 'warn', 'error'].every((level) => typeof candidate[level] === 'function');
+}
+
+/**
+ * Validates options and applies defaults.
+ *
+ * @param input - what the user passed
+ * @param defaultLogger - the logger used when none is given
+ * @returns the options with defaults
+ * @throws TypeError with a message naming the option, e.g. "options.onFrame must be a function"
+ */
+export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLogger: Logger): ResolvedProxyOptions<P> {
+  if (input === undefined || input === null) input = {};
+  if (typeof input !== 'object') throw new TypeError('options must be an object');
+  const options = input as Record<string, unknown>;
+  if (options.onFrame !== undefined && typeof options.onFrame !== 'function') {
+    throw new TypeError('options.onFrame must be a function');
+  }
+  if (options.logger !== undefined && !isLogger(options.logger)) {
+    throw new TypeError('options.logger must have debug, info, warn and error methods');
+  }
+  const transforms = options.transforms;
+  if (transforms !== undefined && (typeof transforms !== 'object' || transforms === null)) {
+    throw new TypeError('options.transforms must be an object');
+  }
+  const recvTimeout = duration(options, 'recvTimeout');
+  const idleTimeout = duration(options, 'idleTimeout');
+  const sendTimeout = duration(options, 'sendTimeout');
+  const connectTimeout = duration(options, 'connectTimeout') ?? PROXY_DEFAULTS.connectTimeout;
+  const lingeringTime = duration(options, 'lingeringTime') ?? PROXY_DEFAULTS.lingeringTime;
+  const lingeringTimeout = duration(options, 'lingeringTimeout') ?? PROXY_DEFAULTS.lingeringTimeout;
+  if (lingeringTime <= lingeringTimeout) {
+    throw new TypeError('options.lingeringTime must be > options.lingeringTimeout');
+  }
+  const userStages = (transforms ?? {}) as Record<string, unknown>;
+  return {
+    aggregateFragments: Boolean(options.aggregateFragments),
+    onFrame: input.onFrame,
+    transforms: { client: stages(userStages.client, 'client'), upstream: stages(userStages.upstream, 'upstream') },
+    clientMaxFrameSize: limit(options, 'clientMaxFrameSize', PROXY_DEFAULTS.clientMaxFrameSize),
+    upstreamMaxFrameSize: limit(options, 'upstreamMaxFrameSize', PROXY_DEFAULTS.upstreamMaxFrameSize),
+    clientMaxFragments: limit(options, 'clientMaxFragments', PROXY_DEFAULTS.clientMaxFragments),
+    upstreamMaxFragments: limit(options, 'upstreamMaxFragments', PROXY_DEFAULTS.upstreamMaxFragments),
+    recvTimeout,
+    idleTimeout,
+    sendTimeout,
+    connectTimeout,
+    lingeringTime,
+    lingeringTimeout,
+    validateUtf8: options.validateUtf8 === undefined ? true : Boolean(options.validateUtf8),
+    debug: Boolean(options.debug),
+    logger: input.logger ?? defaultLogger,
+  };
+}
+
+/** The frame a `Frame` becomes after `onFrame` returned `result`, or null to drop it. */
+export function applyOnFrameResult(frame: Frame, result: OnFrameResult): Frame | null {
+  if (result === null || result === undefined) return null;
+  if (typeof result === 'string' || Buffer.isBuffer(result)) {
+    const payload = typeof result === 'string' ? Buffer.from(result) : result;
+    return payload === frame.payload ? frame : { ...frame, payload };
+  }
+  if (typeof result === 'object') {
+    const { payload, code } = result;
+    if (payload !== undefined && typeof payload !== 'string' && !Buffer.isBuffer(payload)) {
+      throw new TypeError('options.onFrame return value payload must be a string or a Buffer');
+    }
+    if (code !== undefined && (typeof code !== 'number' || !Number.isInteger(code))) {
+      throw new TypeError('options.onFrame return value code must be an integer');
+    }
+    const out: Frame = { ...frame };
+    if (payload !== undefined) out.payload = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    if (code !== undefined && frame.type === 'close') out.code = code;
+    return out;
+  }
+  throw new TypeError('options.onFrame return value must be a string, a Buffer, null, undefined or { payload, code }');
+}
