@@ -79,7 +79,8 @@ const OPCODE_BY_TYPE: Readonly<Record<FrameType, number>> = {
  * @returns its opcode, or undefined for a value that is not a frame type
  */
 export function opcodeOf(type: FrameType): number | undefined {
-  return OPCODE_BY_TYPE[type];
+  // Own keys only: 'toString', 'constructor' and the like are not frame types.
+  return Object.hasOwn(OPCODE_BY_TYPE, type) ? OPCODE_BY_TYPE[type] : undefined;
 }
 
 /**
@@ -100,8 +101,9 @@ export function isControlType(type: FrameType): boolean {
  */
 export function isValidCloseCode(code: number): boolean {
   return (
-    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999)
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+      (code >= 3000 && code <= 4999))
   );
 }
 

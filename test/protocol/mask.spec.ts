@@ -1,0 +1,142 @@
+import { expect } from 'chai';
+import { createRequire } from 'node:module';
+import { hasNativeMask, mask, maskJs, randomMask, unmask, unmaskJs } from '../../src/protocol/mask.js';
+import { SeededRandom } from '../helpers/random.js';
+
+/** The naive oracle: byte i XOR key[i % 4]. */
+function naive(source: Buffer, key: Buffer): Buffer {
+  const out = Buffer.alloc(source.length);
+  for (let i = 0; i < source.length; i++) out[i] = source[i]! ^ key[i % 4]!;
+  return out;
+}
+
+/** Whether the optional addon can be loaded at all (then hasNativeMask must say so, unless disabled). */
+function bufferutilInstalled(): boolean {
+  try {
+    createRequire(import.meta.url)('bufferutil');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const SENTINEL = 0xee;
+
+describe('mask', () => {
+  describe('maskJs', () => {
+    it('masks every length 0..100 at output offsets 0..7 like the naive loop, touching nothing else', () => {
+      const rng = new SeededRandom(5);
+      for (let length = 0; length <= 100; length++) {
+        const source = rng.bytes(length);
+        const copy = Buffer.from(source);
+        const key = rng.bytes(4);
+        for (let offset = 0; offset < 8; offset++) {
+          const output = Buffer.alloc(offset + length + 5, SENTINEL);
+          maskJs(source, key, output, offset);
+          expect(output.subarray(offset, offset + length).equals(naive(source, key)), `length ${length} offset ${offset}`)
+            .to.equal(true);
+          expect([...output.subarray(0, offset)].every((b) => b === SENTINEL)).to.equal(true);
+          expect([...output.subarray(offset + length)].every((b) => b === SENTINEL)).to.equal(true);
+        }
+        expect(source.equals(copy)).to.equal(true);
+      }
+    });
+
+    it('masks RFC 6455 "Hello" with 37 fa 21 3d to 7f 9f 4d 51 58', () => {
+      const out = Buffer.alloc(5);
+      maskJs(Buffer.from('Hello'), Buffer.from([0x37, 0xfa, 0x21, 0x3d]), out, 0);
+      expect(out.toString('hex')).to.equal('7f9f4d5158');
+    });
+  });
+
+  describe('unmaskJs', () => {
+    it('unmasks every length 0..100 in place like the naive loop, also in unaligned views', () => {
+      const rng = new SeededRandom(6);
+      for (let length = 0; length <= 100; length++) {
+        const key = rng.bytes(4);
+        const plain = rng.bytes(length);
+        for (const start of [0, 1, 3]) {
+          const backing = Buffer.alloc(start + length + 2, SENTINEL);
+          naive(plain, key).copy(backing, start);
+          unmaskJs(backing.subarray(start, start + length), key);
+          expect(backing.subarray(start, start + length).equals(plain), `length ${length} start ${start}`).to.equal(true);
+          expect(backing[backing.length - 1]).to.equal(SENTINEL);
+          if (start > 0) expect(backing[start - 1]).to.equal(SENTINEL);
+        }
+      }
+    });
+  });
+
+  describe('mask and unmask (native when available)', () => {
+    it('uses the native addon exactly when bufferutil is installed and not disabled', () => {
+      expect(hasNativeMask).to.equal(bufferutilInstalled() && !process.env.WSP_NO_BUFFER_UTIL);
+    });
+
+    const lengths = [0, 1, 4, 31, 32, 33, 47, 48, 49, 63, 64, 1000, 1001, 65537];
+    for (const length of lengths) {
+      it(`agrees with the JS loop and the naive loop for ${length} bytes`, () => {
+        const rng = new SeededRandom(1000 + length);
+        const key = rng.bytes(4);
+        const source = rng.bytes(length);
+        const copy = Buffer.from(source);
+        const expected = naive(source, key);
+        for (const offset of [0, 1, 6, 14]) {
+          const viaJs = Buffer.alloc(offset + length + 3, SENTINEL);
+          const viaMask = Buffer.alloc(offset + length + 3, SENTINEL);
+          maskJs(source, key, viaJs, offset);
+          mask(source, key, viaMask, offset);
+          expect(viaMask.equals(viaJs), `offset ${offset}`).to.equal(true);
+          expect(viaMask.subarray(offset, offset + length).equals(expected)).to.equal(true);
+        }
+        expect(source.equals(copy)).to.equal(true);
+        for (const start of [0, 1, 2, 3]) {
+          const backing = Buffer.alloc(start + length + 1, SENTINEL);
+          expected.copy(backing, start);
+          unmask(backing.subarray(start, start + length), key);
+          expect(backing.subarray(start, start + length).equals(source), `unmask at ${start}`).to.equal(true);
+          expect(backing[start + length]).to.equal(SENTINEL);
+          if (start > 0) expect(backing[start - 1]).to.equal(SENTINEL);
+        }
+      });
+    }
+  });
+
+  describe('randomMask', () => {
+    it('fills exactly 4 bytes', () => {
+      const target = Buffer.alloc(8, SENTINEL);
+      randomMask(target);
+      expect([...target.subarray(4)]).to.deep.equal([SENTINEL, SENTINEL, SENTINEL, SENTINEL]);
+    });
+
+    it('gives keys that change, across pool refills (5000 draws)', () => {
+      const keys: string[] = [];
+      const key = Buffer.alloc(4);
+      for (let i = 0; i < 5000; i++) {
+        randomMask(key);
+        keys.push(key.toString('hex'));
+      }
+      // 5000 random 32-bit keys: a few collisions at most.
+      expect(new Set(keys).size).to.be.at.least(4990);
+      // 2048 keys per 8 KiB pool: the draws after a refill are new bytes, not the pool again.
+      expect(keys.slice(2048, 4096)).to.not.deep.equal(keys.slice(0, 2048));
+      expect(new Set(keys.slice(0, 2048)).size + new Set(keys.slice(2048, 4096)).size).to.be.at.least(4090);
+      const first = new Set(keys.slice(0, 2048));
+      expect(keys.slice(2048, 4096).filter((k) => first.has(k)).length).to.be.below(5);
+    });
+
+    it('draws all byte values (no stuck bits)', () => {
+      const key = Buffer.alloc(4);
+      let or = 0;
+      let and = 0xff;
+      for (let i = 0; i < 200; i++) {
+        randomMask(key);
+        for (const b of key) {
+          or |= b;
+          and &= b;
+        }
+      }
+      expect(or).to.equal(0xff);
+      expect(and).to.equal(0);
+    });
+  });
+});
