@@ -61,7 +61,9 @@ type Callback = (error?: Error | null) => void;
  *   write with a {@link WebSocketProxyError} and writes nothing.
  * - Backpressure: `write()` returns false while the socket's buffer is over its high-water mark, and
  *   a write's callback fires once its bytes are handed to the socket; while the socket is full the
- *   next frame waits, so a `pipeline()` feeding this stream slows down.
+ *   next frame waits, so a `pipeline()` feeding this stream slows down. If the socket closes under
+ *   a waiting frame, or while a caller waits for 'drain', the stream fails with
+ *   `WSP_ERR_SOCKET_CLOSED` (1006).
  * - `end()`: without a close frame written, the socket is ended at once. After one, the server role
  *   ends the socket at once (the server closes TCP first, section 7.1.1); the client role waits for
  *   the server to close TCP, or `closeTimeout`, then destroys the socket.
@@ -110,7 +112,14 @@ export class FrameWritable extends Writable {
     const callback = this.pendingCallback;
     this.pending = undefined;
     this.pendingCallback = undefined;
-    if (callback !== undefined) callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    if (callback !== undefined) {
+      callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    } else if (this.owesDrain && !this.writableEnded && !this.destroyed) {
+      // write() returned false and its caller (e.g. a pipeline) waits for a 'drain' that can no
+      // longer come: fail the stream rather than leave it stalled for ever.
+      this.owesDrain = false;
+      this.destroy(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    }
     this.finishClose();
   };
 
