@@ -30,7 +30,7 @@ export const ErrorCodes = {
   WSP_ERR_MASK_FORBIDDEN: { closeCode: 1002, message: 'frames from a server must not be masked' },
   /** Close frame whose body is 1 byte long (RFC 6455 section 5.5.1). */
   WSP_ERR_INVALID_CLOSE_BODY: { closeCode: 1002, message: 'a close body must start with a 2-byte status code' },
-  /** Close code that may not be sent (RFC 6455 section 7.4). */
+  /** Close frame received with a code that may not be sent (RFC 6455 section 7.4). */
   WSP_ERR_INVALID_CLOSE_CODE: { closeCode: 1002, message: 'invalid close code' },
   /** Text payload or close reason that is not valid UTF-8 (RFC 6455 sections 5.6 and 8.1). */
   WSP_ERR_INVALID_UTF8: { closeCode: 1007, message: 'invalid UTF-8' },

@@ -7,6 +7,7 @@
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, isValidCloseCode, opcodeOf } from '../frame.js';
 import { mask } from './mask.js';
+import { isValidUtf8 } from './utf8.js';
 
 /** Largest payload of a control frame (RFC 6455 section 5.5). */
 export const MAX_CONTROL_PAYLOAD = 125;
@@ -92,11 +93,11 @@ export function truncateCloseReason(reason: Buffer): Buffer {
 /**
  * The wire payload of a frame: the payload itself, or for a close frame the 2-byte code followed by
  * the (cut) reason. Checks what a sender must: control payloads of at most 125 bytes, a valid close
- * code, no reason without a code.
+ * code, a UTF-8 reason and no reason without a code.
  *
  * @param frame - the frame to send
  * @returns the bytes that go on the wire after the header, before masking
- * @throws WebSocketProxyError WSP_ERR_INVALID_FRAME or WSP_ERR_INVALID_CLOSE_CODE
+ * @throws WebSocketProxyError WSP_ERR_INVALID_FRAME
  */
 export function wirePayload(frame: Frame): Buffer {
   const payload = frame.payload;
@@ -108,10 +109,13 @@ export function wirePayload(frame: Frame): Buffer {
       }
       return payload;
     }
+    // Sending a code that may not be sent is our own misuse (1011), unlike receiving one (1002):
     // "Endpoints MUST NOT send ... a status code that is not defined" (RFC 6455 section 7.4).
     if (!Number.isInteger(frame.code) || !isValidCloseCode(frame.code)) {
-      throw new WebSocketProxyError('WSP_ERR_INVALID_CLOSE_CODE', String(frame.code));
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `close code ${String(frame.code)} may not be sent`);
     }
+    // A peer fails the connection on a reason that is not UTF-8 (section 8.1): don't send one.
+    if (!isValidUtf8(payload)) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'close reason is not valid UTF-8');
     const reason = truncateCloseReason(payload);
     const body = Buffer.allocUnsafe(2 + reason.length);
     body.writeUInt16BE(frame.code, 0);

@@ -12,6 +12,7 @@ import type { Frame } from '../frame.js';
 import { acceptClient, validateClientRequest, writeHttpResponse } from '../handshake/client.js';
 import { HOP_BY_HOP_HEADERS, WEBSOCKET_CONNECTION_HEADERS, forwardedHeaders } from '../handshake/headers.js';
 import { type UpstreamOptions, connectUpstream } from '../handshake/upstream.js';
+import { wirePayload } from '../protocol/encode.js';
 import { FrameReadable } from '../streams/frame-readable.js';
 import { FrameWritable } from '../streams/frame-writable.js';
 import { aggregate } from '../transforms/aggregate.js';
@@ -72,7 +73,13 @@ interface SideState {
   readonly summary: SideSummary;
   /** The forwarder writing to this side, once `execute()` runs. */
   forwarder: Forwarder | undefined;
+  /** The error this side's reader failed with on its own (a protocol violation, a socket error). */
   readError: Error | undefined;
+  /**
+   * The error a later stage of this side's direction (a transform, the onFrame stage) failed with
+   * first; pipeline() then destroys the reader with it too, which is not the reader's failure.
+   */
+  stageError: Error | undefined;
   socketClosed: boolean;
   ending: boolean;
   lastFrameAt: number;
@@ -333,13 +340,15 @@ export class WebSocketProxy {
    * @param role - the side to send to
    * @param frame - the frame, e.g. `textFrame('hello')` or `pingFrame()`
    * @throws WebSocketProxyError `WSP_ERR_NOT_CONNECTED`, `WSP_ERR_WRITE_AFTER_CLOSE` (a close frame
-   *   was sent to that side), `WSP_ERR_INVALID_FRAME` or `WSP_ERR_INVALID_CLOSE_CODE`
+   *   was sent to that side) or `WSP_ERR_INVALID_FRAME`
    */
   send(role: ProxyRole, frame: Frame): void {
     const side = role === 'client' ? this.clientSide : role === 'upstream' ? this.upstreamSide : undefined;
     if (side === undefined) throw new WebSocketProxyError('WSP_ERR_NOT_CONNECTED', `no ${String(role)} connection`);
     if (side.ending) throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `the ${role} connection is ending`);
     if (frame.type === 'close') {
+      // Checked first: a close frame the writer refuses would fail that side's writer for good.
+      wirePayload(frame);
       if (!side.outbox.sendClose(frame.code, frame.payload.toString())) {
         throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `a close frame was sent to the ${role} already`);
       }
@@ -374,6 +383,7 @@ export class WebSocketProxy {
       summary: EMPTY_SUMMARY(),
       forwarder: undefined,
       readError: undefined,
+      stageError: undefined,
       socketClosed: false,
       ending: false,
       lastFrameAt: 0,
@@ -381,7 +391,7 @@ export class WebSocketProxy {
       killTimer: undefined,
     };
     readable.on('error', (err: Error) => {
-      side.readError ??= err;
+      if (err !== side.stageError) side.readError ??= err;
     });
     writable.on('error', (err: Error) => {
       this.debug(`${role} writer failed: ${err.message}`);
@@ -412,6 +422,8 @@ export class WebSocketProxy {
     }
     for (const stage of options.transforms[from.role]) stages.push(stage as unknown as NodeJS.ReadWriteStream);
     stages.push(forwarder as unknown as NodeJS.ReadWriteStream);
+    // Emitted before pipeline() passes the error on to the reader: see SideState.stageError.
+    for (const stage of stages.slice(1)) stage.on('error', (err: Error) => void (from.stageError ??= err));
     pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
   }
 
@@ -424,12 +436,14 @@ export class WebSocketProxy {
     if (this.lingerTimer !== undefined && from.summary.closeSent !== undefined && from.summary.closeReceived === undefined) {
       this.armLingerIdle();
     }
+    // As the side sent it, before onFrame may rewrite it.
+    if (frame.type === 'close') from.summary.closeReceived = closeInfo(frame);
     if (this.options.debug) this.options.logger.debug(describeFrame(from.role, frame, this.options.aggregateFragments));
   }
 
   /** A close frame from `from` reached the forwarder; returns whether to forward it to `to`. */
   private onCloseReceived(from: SideState, to: SideState, frame: Frame): boolean {
-    from.summary.closeReceived = closeInfo(frame);
+    from.summary.closeReceived ??= closeInfo(frame);
     this.closedBy ??= from.role;
     const forward = to.outbox.closeSent === undefined && !to.ending;
     if (forward) {
@@ -489,6 +503,9 @@ export class WebSocketProxy {
 
   private onSocketClose(side: SideState): void {
     side.socketClosed = true;
+    // Nothing left to cut off (this also ends a side closed before execute(), e.g. by close()).
+    if (side.killTimer !== undefined) clearTimeout(side.killTimer);
+    side.killTimer = undefined;
     if (this.running === undefined || this.finished) return;
     if (!side.ending && !side.readable.closeReceived) this.lost(side, 'connection lost');
     this.checkComplete();
@@ -543,6 +560,11 @@ export class WebSocketProxy {
     side.ending = true;
     side.outbox.dispose();
     if (!side.writable.destroyed && !side.writable.writableEnded) side.writable.end();
+    // When nothing reads this side any more (before execute(), or after its stream failed on a
+    // protocol error or a limit), its frames (its close reply) and its FIN still flow away, so that a
+    // server's TCP close is seen at once rather than after lingeringTimeout.
+    if (this.running === undefined) side.readable.resume();
+    else if (side.readable.destroyed) side.socket.resume();
     if (!side.socketClosed) {
       // A peer that does not close its end in time is cut off.
       side.killTimer = setTimeout(() => {

@@ -174,7 +174,12 @@ export class FrameWritable extends Writable {
    */
   override write(frame: Frame, callback?: Callback): boolean;
   override write(frame: Frame, encoding: BufferEncoding | undefined, callback?: Callback): boolean;
-  override write(frame: Frame, encoding?: BufferEncoding | Callback, callback?: Callback): boolean {
+  /**
+   * The signature Node's stream typings expect, so that `pipeline(frames, ..., frameWritable)` type-checks;
+   * anything but a {@link Frame} fails the write with `WSP_ERR_INVALID_FRAME`.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | Callback, callback?: Callback): boolean;
+  override write(frame: unknown, encoding?: BufferEncoding | Callback, callback?: Callback): boolean {
     const ret = super.write(frame, encoding as BufferEncoding, callback);
     if (ret && this.socketFull) {
       this.owesDrain = true;

@@ -137,6 +137,11 @@ describe('encode', () => {
         expect(out.equals(concat([hex('82 e4 37fa213d'), xorKey(copy.subarray(13, 113))]))).to.equal(true);
       });
 
+      it('rejects a close reason that is not valid UTF-8 with WSP_ERR_INVALID_FRAME (1011)', () => {
+        expectError(() => encodeFrame(frame('close', hex('ceba e1bd b9cf 83ce bcce b5ed a080'), true, false, 1000)), 'WSP_ERR_INVALID_FRAME', 1011);
+        expectError(() => encodeFrame(frame('close', hex('c0 80'), true, false, 1000), KEY), 'WSP_ERR_INVALID_FRAME', 1011);
+      });
+
       it('never mutates a close reason when masking or cutting it', () => {
         const reason = Buffer.from('é'.repeat(70), 'utf8');
         const copy = Buffer.from(reason);
@@ -206,12 +211,12 @@ describe('encode', () => {
       });
 
       for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535, 65536, -1, 1000.5, NaN]) {
-        it(`rejects close code ${code} with WSP_ERR_INVALID_CLOSE_CODE (1002)`, () => {
-          expectError(() => encodeFrame(frame('close', '', true, false, code)), 'WSP_ERR_INVALID_CLOSE_CODE', 1002);
+        it(`rejects close code ${code} with WSP_ERR_INVALID_FRAME (1011): sending it is our misuse`, () => {
+          expectError(() => encodeFrame(frame('close', '', true, false, code)), 'WSP_ERR_INVALID_FRAME', 1011);
           expectError(
             () => encodeFrame(frame('close', 'why', true, false, code), KEY),
-            'WSP_ERR_INVALID_CLOSE_CODE',
-            1002,
+            'WSP_ERR_INVALID_FRAME',
+            1011,
           );
         });
       }

@@ -229,10 +229,10 @@ describe('FrameWritable over real sockets', () => {
       expect((await endAndCollect(socket, received)).length).to.equal(0);
     });
 
-    it('a close code of 1005: WSP_ERR_INVALID_CLOSE_CODE (1002), nothing written, no close sent', async () => {
+    it('a close code of 1005: WSP_ERR_INVALID_FRAME (1011), nothing written, no close sent', async () => {
       const { writable, socket, peer } = await writer({ role: 'server' });
       const received = sink(peer);
-      expectCoded(await write(writable, closeFrame(1005)), 'WSP_ERR_INVALID_CLOSE_CODE', 1002);
+      expectCoded(await write(writable, closeFrame(1005)), 'WSP_ERR_INVALID_FRAME', 1011);
       expect(writable.closeFrameSent).to.equal(false);
       expect((await endAndCollect(socket, received)).length).to.equal(0);
     });
