@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { hasNativeMask, mask, maskJs, randomMask, unmask, unmaskJs } from '../../src/protocol/mask.js';
 import { SeededRandom } from '../helpers/random.js';
@@ -137,6 +138,34 @@ describe('mask', () => {
       }
       expect(or).to.equal(0xff);
       expect(and).to.equal(0);
+    });
+  });
+
+  describe('WSP_NO_BUFFER_UTIL', () => {
+    it('switches the whole codec to the JS fallback, which still round-trips masked frames (child process)', () => {
+      // The switch is read when the module loads, so it is checked in a fresh process.
+      const script = `
+        const { hasNativeMask } = await import(${JSON.stringify(new URL('../../src/protocol/mask.js', import.meta.url).href)});
+        const { encodeFrame } = await import(${JSON.stringify(new URL('../../src/protocol/encode.js', import.meta.url).href)});
+        const { FrameParser } = await import(${JSON.stringify(new URL('../../src/protocol/parser.js', import.meta.url).href)});
+        const parser = new FrameParser({ role: 'server', maxFrameSize: 1 << 20, maxBufferedBytes: 1 << 21, validateUtf8: true, allowRsv1: false });
+        const sizes = [0, 1, 47, 48, 49, 125, 126, 1000, 70000];
+        const out = [];
+        for (const size of sizes) {
+          const payload = Buffer.alloc(size, 'abé');
+          for (const part of encodeFrame({ type: 'binary', fin: true, payload, rsv1: false }, Buffer.from([1, 2, 3, 250]))) parser.push(Buffer.from(part));
+          const frame = parser.next();
+          out.push(frame.payload.equals(payload));
+        }
+        console.log(JSON.stringify({ hasNativeMask, out }));
+      `;
+      const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, WSP_NO_BUFFER_UTIL: '1' },
+        encoding: 'utf8',
+      });
+      const result = JSON.parse(output) as { hasNativeMask: boolean; out: boolean[] };
+      expect(result.hasNativeMask).to.equal(false);
+      expect(result.out).to.deep.equal([true, true, true, true, true, true, true, true, true]);
     });
   });
 });
