@@ -70,7 +70,8 @@ export interface UpstreamOptions {
   key?: string | Buffer | ReadonlyArray<string | Buffer>;
   /**
    * TLS SNI server name and name the certificate is checked against.
-   * @defaultValue the URL's host name (no SNI is sent for an IP address)
+   * @defaultValue the host of the `Host` header, i.e. the URL's host unless `headers` sets `Host`
+   *   (Node's rule); no SNI is sent for an IP address, whose certificate must then list that IP
    */
   servername?: string;
   /**
