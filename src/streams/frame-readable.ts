@@ -98,7 +98,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * - Payloads come out unmasked. A frame that arrived within one socket chunk is a view of that chunk;
  *   one that spanned chunks is copied once.
  * - A protocol violation or exceeded limit destroys the stream with a {@link WebSocketProxyError}
- *   carrying `code` and `closeCode`; nothing is parsed after it.
+ *   carrying `code` and `closeCode`; nothing is parsed after it, and later bytes are discarded.
  * - After a close frame the stream ends; later bytes are read and discarded, so the peer's TCP close
  *   can still be seen.
  * - When the consumer falls behind (`highWaterMark` frames or `highWaterMarkBytes` bytes queued), the
@@ -282,9 +282,15 @@ export class FrameReadable extends Readable {
     this.socket.resume();
   }
 
+  /**
+   * Nothing is parsed after a violation; like after a close frame, later bytes are read and
+   * discarded, so the peer's TCP close is still seen even if the socket was paused for backpressure.
+   */
   private fail(err: WebSocketProxyError): void {
     this.done = true;
     this.destroy(err);
+    this.socket.on('data', discard);
+    this.socket.resume();
   }
 
   private detach(): void {

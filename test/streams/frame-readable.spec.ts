@@ -185,13 +185,37 @@ describe('FrameReadable over real sockets', () => {
       expect(result.frames.map(view)).to.deep.equal([view(textFrame('ok'))]);
       expect(result.errors).to.have.length(1);
       expectCoded(result.errors[0], 'WSP_ERR_MASK_REQUIRED', 1002);
-      // The socket stays the caller's: not destroyed, no listener left on 'data'.
+      // The socket stays the caller's: not destroyed; only a discarding 'data' listener is left.
       expect(p.server.destroyed).to.equal(false);
-      expect(p.server.listenerCount('data')).to.equal(0);
+      expect(p.server.listenerCount('data')).to.equal(1);
       // More valid frames and the peer's FIN change nothing.
       p.client.end(wire([textFrame('after-3')], KEY));
       await settle();
       expect(outcome.events).to.deep.equal(['data:text', 'error', 'close']);
+    });
+
+    it('a violation parsed while the socket is paused for backpressure: later bytes are discarded and the FIN is seen', async () => {
+      const p = await pair();
+      const readable = new FrameReadable(p.server, { role: 'server', highWaterMark: 1 });
+      cleanups.push(() => readable.destroy());
+      const errors: Error[] = [];
+      readable.on('error', (err: Error) => errors.push(err));
+      // Many valid frames then a violation, and more bytes behind it; nobody reads yet, so the
+      // reader stops after one frame and pauses the socket.
+      const valid = Array.from({ length: 50 }, (_, i) => textFrame(`m${i}`));
+      p.client.write(Buffer.concat([wire(valid, KEY), wire([textFrame('unmasked')]), wire([binaryFrame(Buffer.alloc(100000))], KEY)]));
+      readable.read(0);
+      await waitFor(() => p.server.isPaused() && readable.readableLength >= 1);
+      // Now read: the violation is reached with the socket paused.
+      const frames: Frame[] = [];
+      readable.on('data', (frame: Frame) => frames.push(frame));
+      await waitFor(() => errors.length === 1);
+      expectCoded(errors[0], 'WSP_ERR_MASK_REQUIRED', 1002);
+      expect(frames).to.have.length(50);
+      const ended = once(p.server, 'end');
+      p.client.end(wire([textFrame('after')], KEY));
+      await ended;
+      expect(p.server.isPaused()).to.equal(false);
     });
 
     it('client role, masked frame: WSP_ERR_MASK_FORBIDDEN (1002)', async () => {
