@@ -32,15 +32,16 @@ export interface FrameReadableOptions {
    */
   head?: Buffer;
   /**
-   * Largest payload of one frame, in bytes; a frame whose header announces more fails with
+   * Largest payload of one data frame, in bytes; a frame whose header announces more fails with
    * `WSP_ERR_FRAME_TOO_LARGE` (1009) before any of its payload is buffered. Exactly the limit passes.
+   * Control frames (at most 125 bytes) are never counted.
    * @defaultValue 16 MiB (16777216)
    */
   maxFrameSize?: number;
   /**
    * Most bytes held for one frame while waiting for the rest of it (header included); a frame that
    * cannot fit fails with `WSP_ERR_BUFFER_LIMIT` (1009) when its header is read.
-   * @defaultValue maxFrameSize + 14 (any frame within maxFrameSize fits)
+   * @defaultValue max(maxFrameSize, 125) + 14 (any frame within maxFrameSize, and any control frame, fits)
    */
   maxBufferedBytes?: number;
   /**
@@ -167,7 +168,7 @@ export class FrameReadable extends Readable {
     this.parser = new FrameParser({
       role: options.role,
       maxFrameSize,
-      maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, maxFrameSize + MAX_HEADER),
+      maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, Math.max(maxFrameSize, 125) + MAX_HEADER),
       maxMessageSize: positiveInteger('maxMessageSize', options.maxMessageSize, Infinity),
       maxFragments: positiveInteger('maxFragments', options.maxFragments, Infinity),
       validateUtf8: options.validateUtf8 ?? true,
@@ -181,6 +182,8 @@ export class FrameReadable extends Readable {
     socket.on('error', this.onError);
     // Nothing flows until the consumer asks: that is what lets backpressure reach the peer.
     socket.pause();
+    // A socket that has already ended will send no 'end': what `head` holds is all there is.
+    if (socket.readableEnded || socket.destroyed) this.socketEnded = true;
   }
 
   /** Whether a close frame has been read from the peer (the stream ends after it). */

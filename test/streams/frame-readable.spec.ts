@@ -592,6 +592,26 @@ describe('FrameReadable over real sockets', () => {
   });
 
   describe('construction', () => {
+    it('on a socket that has already ended: parses head, then ends', async () => {
+      const p = await pair();
+      p.client.end();
+      await once(p.server, 'end');
+      const readable = new FrameReadable(p.server, { role: 'server', head: wire([textFrame('last words')], KEY) });
+      const { done } = consume(readable);
+      const result = await done;
+      expect(result.frames.map(view)).to.deep.equal([view(textFrame('last words'))]);
+      expect(result.events).to.deep.equal(['data:text', 'end', 'close']);
+    });
+
+    it('a default maxBufferedBytes that fits a 125-byte control frame under a small maxFrameSize', async () => {
+      const { p, readable } = await serverReader({ maxFrameSize: 2 });
+      const { done } = consume(readable);
+      p.client.end(wire([pingFrame(Buffer.alloc(125, 1)), binaryFrame('ab')], KEY));
+      const result = await done;
+      expect(result.errors).to.deep.equal([]);
+      expect(result.frames.map(view)).to.deep.equal([view(pingFrame(Buffer.alloc(125, 1))), view(binaryFrame('ab'))]);
+    });
+
     it('rejects a missing or invalid role with a TypeError', async () => {
       const p = await pair();
       expect(() => new FrameReadable(p.server, {} as FrameReadableOptions)).to.throw(TypeError, /role/);
