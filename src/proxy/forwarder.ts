@@ -250,6 +250,25 @@ export class Forwarder extends Writable {
   }
 
   /**
+   * Takes a frame (see Node's `writable.write()`). With a high-water mark of one frame, the stream's
+   * own answer is false for every frame, even one already handed to the outbox, so a piped source
+   * would pause and resume (two ticks) per frame, and each frame would leave in a socket write of its
+   * own. Here the answer is true when the frame was handed over at once: the source keeps pushing in
+   * the same tick and the writable's cork gathers the burst. At most one frame is held, as before.
+   *
+   * @param frame - the frame to forward
+   * @param encoding - ignored (object mode)
+   * @param callback - called once the frame was handed over, or with the error
+   * @returns false while a frame waits (async `onFrame`, or the other side's socket is full)
+   */
+  override write(frame: Frame, callback?: Callback): boolean;
+  override write(frame: Frame, encoding: BufferEncoding | undefined, callback?: Callback): boolean;
+  override write(frame: Frame, encoding?: BufferEncoding | Callback, callback?: Callback): boolean {
+    const ret = super.write(frame, encoding as BufferEncoding, callback);
+    return ret || (this.writableLength === 0 && this.errored === null && !this.destroyed && !this.writableEnded);
+  }
+
+  /**
    * Runs `action` right after the frame being processed is handed over ("forward this frame, then
    * close"), or now when no frame is being processed.
    *

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'readable-stream';
 import { HandshakeError, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
-import type { Frame } from '../frame.js';
+import { type Frame, closeFrame } from '../frame.js';
 import { acceptClient, validateClientRequest, writeHttpResponse } from '../handshake/client.js';
 import { HOP_BY_HOP_HEADERS, WEBSOCKET_CONNECTION_HEADERS, forwardedHeaders } from '../handshake/headers.js';
 import { type UpstreamOptions, connectUpstream } from '../handshake/upstream.js';
@@ -211,12 +211,20 @@ export class WebSocketProxy {
    * @param req - the upgrade request
    * @param socket - its socket
    * @param head - the bytes after the request (Node's `'upgrade'` event gives them)
-   * @throws HandshakeError `WSP_ERR_CLIENT_HANDSHAKE` (with `statusCode`) after answering the client
+   * @throws HandshakeError `WSP_ERR_CLIENT_HANDSHAKE` (with `statusCode`) after answering the client;
+   *   without `statusCode` when the client already closed its end of the connection (its socket is
+   *   destroyed)
    */
   async connectClient(req: IncomingMessage, socket: Duplex, head: Buffer = Buffer.alloc(0)): Promise<void> {
     if (this.clientSide !== undefined) {
       this.options.logger.warn('client handshake already completed');
       return;
+    }
+    if (socket.readableEnded) {
+      // The client left, e.g. while the upstream was being connected; a reader attached now would
+      // never see that end, and the proxy would wait for this client for ever.
+      socket.destroy();
+      throw new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', 'the client closed the connection');
     }
     this.debug('completing client handshake');
     const accepted = await acceptClient(req, socket, head, {
@@ -313,9 +321,14 @@ export class WebSocketProxy {
    * @param upstreamCode - status for the upstream
    * @param upstreamReason - reason for the upstream
    * @defaultValue clientCode: 1000, upstreamCode: clientCode, reasons: ''
+   * @throws WebSocketProxyError `WSP_ERR_INVALID_FRAME` for a code that may not be sent
+   *   (RFC 6455 section 7.4, e.g. 1005) or a reason that is not UTF-8, before anything is sent
    */
   close(clientCode = 1000, clientReason = '', upstreamCode: number = clientCode, upstreamReason = ''): void {
     if (this.finished) return;
+    // Checked first: a close frame the writer refuses would fail that side's writer for good.
+    wirePayload(closeFrame(clientCode, clientReason));
+    wirePayload(closeFrame(upstreamCode, upstreamReason));
     this.closedBy ??= 'proxy';
     const targets: [SideState | undefined, number, string][] = [
       [this.clientSide, clientCode, clientReason],

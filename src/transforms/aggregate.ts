@@ -47,8 +47,11 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
 export class AggregateTransform extends Transform {
   private readonly maxMessageSize: number;
   private readonly maxFragments: number;
+  /** The non-empty payloads of the open message (empty fragments add nothing to copy). */
   private parts: Buffer[] = [];
   private size = 0;
+  /** Fragments of the open message so far, empty ones included. */
+  private fragments = 0;
   private type: FrameType | undefined;
   private rsv1 = false;
 
@@ -86,7 +89,8 @@ export class AggregateTransform extends Transform {
       }
       this.type = type;
       this.rsv1 = frame.rsv1;
-      this.parts.push(frame.payload);
+      if (frame.payload.length > 0) this.parts.push(frame.payload);
+      this.fragments = 1;
       this.size = frame.payload.length;
       callback();
       return;
@@ -97,12 +101,13 @@ export class AggregateTransform extends Transform {
       callback(new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${size} > ${this.maxMessageSize}`));
       return;
     }
-    if (this.parts.length + 1 > this.maxFragments) {
+    if (this.fragments + 1 > this.maxFragments) {
       this.reset();
       callback(new WebSocketProxyError('WSP_ERR_TOO_MANY_FRAGMENTS', `more than ${this.maxFragments}`));
       return;
     }
-    this.parts.push(frame.payload);
+    if (frame.payload.length > 0) this.parts.push(frame.payload);
+    this.fragments++;
     this.size = size;
     if (!frame.fin) {
       callback();
@@ -130,6 +135,7 @@ export class AggregateTransform extends Transform {
   private reset(): void {
     this.parts = [];
     this.size = 0;
+    this.fragments = 0;
     this.type = undefined;
     this.rsv1 = false;
   }
