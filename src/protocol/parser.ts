@@ -23,7 +23,7 @@ export interface FrameParserOptions {
   maxFrameSize: number;
   /** Largest frame (header and payload) the parser may hold while waiting for its last byte. */
   maxBufferedBytes: number;
-  /** Largest fragmented message, in payload bytes summed over its fragments (Infinity: no limit). */
+  /** Largest message, in payload bytes summed over its fragments (Infinity: no limit). */
   maxMessageSize?: number;
   /** Most data frames in one message, empty ones included (Infinity: no limit). */
   maxFragments?: number;

@@ -45,9 +45,9 @@ export interface FrameReadableOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Largest fragmented message, in payload bytes summed over its fragments; the fragment that would
-   * exceed it fails with `WSP_ERR_MESSAGE_TOO_LARGE` (1009) when its header is read. Exactly the limit
-   * passes. An unfragmented message is bounded by `maxFrameSize` alone.
+   * Largest message, in payload bytes summed over its fragments (an unfragmented message is one
+   * fragment); the frame that would exceed it fails with `WSP_ERR_MESSAGE_TOO_LARGE` (1009) when its
+   * header is read, unless `maxFrameSize` fails it first. Exactly the limit passes.
    * @defaultValue Infinity (no limit beyond maxFrameSize per frame)
    */
   maxMessageSize?: number;

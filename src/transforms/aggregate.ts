@@ -15,8 +15,9 @@ export const DEFAULT_MAX_FRAGMENTS = 16384;
 /** Options of {@link aggregate}. */
 export interface AggregateOptions {
   /**
-   * Largest assembled message, in payload bytes; a fragment that would make the message larger fails
-   * the stream with `WSP_ERR_MESSAGE_TOO_LARGE` (1009) before it is appended. Exactly the limit passes.
+   * Largest message, in payload bytes (assembled, or in one frame); a frame that would make the
+   * message larger fails the stream with `WSP_ERR_MESSAGE_TOO_LARGE` (1009) before it is appended.
+   * Exactly the limit passes.
    * @defaultValue 16 MiB (16777216)
    */
   maxMessageSize?: number;
@@ -78,13 +79,13 @@ export class AggregateTransform extends Transform {
       return;
     }
     if (this.type === undefined) {
+      if (frame.payload.length > this.maxMessageSize) {
+        callback(new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${frame.payload.length} > ${this.maxMessageSize}`));
+        return;
+      }
       if (frame.fin) {
         // A whole message in one frame (or a stray final continuation): nothing to assemble.
         callback(null, frame);
-        return;
-      }
-      if (frame.payload.length > this.maxMessageSize) {
-        callback(new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${frame.payload.length} > ${this.maxMessageSize}`));
         return;
       }
       this.type = type;

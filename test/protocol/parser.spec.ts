@@ -589,6 +589,11 @@ describe('FrameParser', () => {
       expect(decodeChunks(client({ maxMessageSize: 5 }), [hex('01 03 616263  89 00  80 02 6465  82 05 0102030405')])).to.have.length(4);
     });
 
+    it('applies maxMessageSize to an unfragmented message too', () => {
+      expectFailure(client({ maxMessageSize: 5 }), hex('82 06'), 'WSP_ERR_MESSAGE_TOO_LARGE', 1009);
+      expect(decodeChunks(client({ maxMessageSize: 5 }), [hex('82 05 0102030405')])).to.have.length(1);
+    });
+
     it('emits WSP_ERR_TOO_MANY_FRAGMENTS (1009) for one data frame over maxFragments, control frames not counted', () => {
       const before = expectFailure(client({ maxFragments: 2 }), hex('01 00  89 00  00 00  8a 00  80 00'), 'WSP_ERR_TOO_MANY_FRAGMENTS', 1009);
       expect(before.map((f) => f.type)).to.deep.equal(['text', 'ping', 'continuation', 'pong']);

@@ -145,6 +145,16 @@ describe('aggregate()', () => {
       expect(out).to.deep.equal([]);
     });
 
+    it('maxMessageSize: an unfragmented message over the limit fails too; exactly the limit passes', async () => {
+      const over = await run([textFrame('ok'), binaryFrame('12345678901')], { maxMessageSize: 10 });
+      expect(over.error?.code).to.equal('WSP_ERR_MESSAGE_TOO_LARGE');
+      expect(over.error?.closeCode).to.equal(1009);
+      expect(plain(over.out)).to.deep.equal([{ type: 'text', fin: true, data: 'ok' }]);
+      const exact = await run([binaryFrame('1234567890')], { maxMessageSize: 10 });
+      expect(exact.error).to.equal(undefined);
+      expect(exact.out).to.have.length(1);
+    });
+
     it('maxFragments: exactly the limit passes', async () => {
       const { out, error } = await run([textFrame('a', false), continuationFrame('b', false), continuationFrame('c')], { maxFragments: 3 });
       expect(error).to.equal(undefined);
