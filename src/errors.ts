@@ -90,10 +90,11 @@ export class WebSocketProxyError extends Error {
   /**
    * @param code - the error code; its message and close code come from {@link ErrorCodes}
    * @param detail - appended to the table's message after a colon, e.g. the offending value
+   * @param options - `cause`: the error behind this one (e.g. a socket error)
    */
-  constructor(code: ErrorCode, detail?: string) {
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const entry = ErrorCodes[code];
-    super(detail === undefined ? entry.message : `${entry.message}: ${detail}`);
+    super(detail === undefined ? entry.message : `${entry.message}: ${detail}`, options);
     this.name = 'WebSocketProxyError';
     this.code = code;
     this.closeCode = entry.closeCode;
@@ -127,7 +128,7 @@ export class HandshakeError extends WebSocketProxyError {
   /**
    * @param code - the error code
    * @param detail - appended to the table's message
-   * @param response - the HTTP response that caused it, when there was one
+   * @param response - the HTTP response that caused it, when there was one, and/or the `cause`
    */
   constructor(
     code: ErrorCode,
@@ -136,9 +137,10 @@ export class HandshakeError extends WebSocketProxyError {
       statusCode?: number;
       headers?: Readonly<Record<string, string | string[] | undefined>>;
       body?: Buffer;
+      cause?: unknown;
     },
   ) {
-    super(code, detail);
+    super(code, detail, response?.cause === undefined ? undefined : { cause: response.cause });
     this.name = 'HandshakeError';
     this.statusCode = response?.statusCode;
     this.headers = response?.headers;

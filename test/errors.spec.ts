@@ -86,6 +86,15 @@ describe('errors', () => {
   });
 
   describe('HandshakeError', () => {
+    it('carries the cause it was given, and none otherwise', () => {
+      const cause = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      const err = new HandshakeError('WSP_ERR_UPSTREAM_UNREACHABLE', 'ECONNREFUSED', { cause });
+      expect(err.cause).to.equal(cause);
+      expect(err.statusCode).to.equal(undefined);
+      expect(new HandshakeError('WSP_ERR_UPSTREAM_TIMEOUT').cause).to.equal(undefined);
+      expect(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED', undefined, { cause }).cause).to.equal(cause);
+    });
+
     it('carries statusCode, headers and body', () => {
       const headers = { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'] };
       const body = Buffer.from('nope');

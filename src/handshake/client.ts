@@ -15,7 +15,6 @@ import {
   connectionListedHeaders,
   hasToken,
   parseTokenList,
-  withCause,
 } from './headers.js';
 
 /** A client request that is a valid WebSocket opening handshake. */
@@ -238,7 +237,7 @@ export async function acceptClient(
       // Keep a listener: the socket may still emit this error after the write callback.
       socket.on('error', noop);
       socket.off('error', failed);
-      reject(withCause(new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', `cannot write the 101 response: ${err.message}`), err));
+      reject(new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', `cannot write the 101 response: ${err.message}`, { cause: err }));
     };
     socket.on('error', failed);
     socket.write(Buffer.from(response, 'latin1'), (err?: Error | null) => {

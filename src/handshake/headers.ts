@@ -210,17 +210,3 @@ export function forwardedHeaders(req: IncomingMessage, options?: ForwardedHeader
   }
   return { headers, protocols };
 }
-
-/**
- * Sets `cause` on an error as `new Error(message, { cause })` would (non-enumerable), for errors
- * whose constructor takes no options, such as `HandshakeError`.
- *
- * @internal
- * @param err - the error to annotate
- * @param cause - the underlying error
- * @returns `err`
- */
-export function withCause<E extends Error>(err: E, cause: unknown): E {
-  Object.defineProperty(err, 'cause', { value: cause, writable: true, enumerable: false, configurable: true });
-  return err;
-}

@@ -10,7 +10,7 @@ import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, req
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { HandshakeError } from '../errors.js';
-import { acceptKey, hasToken, isToken, parseTokenList, withCause } from './headers.js';
+import { acceptKey, hasToken, isToken, parseTokenList } from './headers.js';
 
 /** Most bytes of a non-101 response body kept in {@link HandshakeError.body}: 64 KiB. */
 export const MAX_REJECTION_BODY = 64 * 1024;
@@ -358,7 +358,7 @@ export async function connectUpstream(url: string | URL, options: UpstreamOption
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (settled) return;
       const code = err.code === undefined ? '' : `${err.code}: `;
-      fail(withCause(new HandshakeError('WSP_ERR_UPSTREAM_UNREACHABLE', `${code}${err.message}`), err));
+      fail(new HandshakeError('WSP_ERR_UPSTREAM_UNREACHABLE', `${code}${err.message}`, { cause: err }));
     });
 
     req.on('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => {
