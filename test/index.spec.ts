@@ -1,4 +1,7 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { pipeline as nodePipeline } from 'node:stream';
 import { expect } from 'chai';
 import { pipeline } from 'readable-stream';
@@ -30,5 +33,38 @@ describe('package entry points', () => {
       nodePipeline(new FrameReadable(socket, { role: 'server' }), aggregate(), new FrameWritable(socket, { role: 'client' }), () => {});
     };
     expect(wire).to.be.a('function');
+  });
+
+  it('declares as dependencies the @types packages its emitted .d.ts files import, and nothing else from devDependencies', () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    const imported = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (entry.name.endsWith('.d.ts')) {
+          for (const match of readFileSync(path, 'utf8').matchAll(/from '([^'.][^']*)'/g)) imported.add(match[1]!);
+        }
+      }
+    };
+    walk(join(root, 'dist', 'src'));
+    expect(imported.size).to.be.above(0);
+    for (const specifier of imported) {
+      if (specifier.startsWith('node:')) {
+        expect(pkg.dependencies['@types/node'], specifier).to.be.a('string');
+        continue;
+      }
+      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+      expect(pkg.dependencies[name], `${name} must be a dependency`).to.be.a('string');
+      const types = name.startsWith('@') ? `@types/${name.slice(1).replace('/', '__')}` : `@types/${name}`;
+      // A package without bundled types needs its @types package at run time of the consumer's tsc.
+      if (pkg.devDependencies[types] !== undefined || pkg.dependencies[types] !== undefined) {
+        expect(pkg.dependencies[types], `${types} must be a dependency, not a devDependency`).to.be.a('string');
+      }
+    }
   });
 });
