@@ -1,0 +1,663 @@
+/**
+ * Proxy benchmark: 50 WebSocket connections echoing through
+ *   (a) a `ws` echo server directly,
+ *   (b) a raw TCP pipe proxy (`socket.pipe(upstream).pipe(socket)`), the baseline,
+ *   (c) WebSocketProxy, no aggregation, no onFrame,
+ *   (d) WebSocketProxy with `aggregateFragments: true` and a pass-through `onFrame`,
+ * for 64 B messages (1 and 32 in flight per connection) and 1 MiB messages (1 in flight), plus the
+ * RSS per idle proxied connection with 5,000 idle connections through (c).
+ *
+ * Run with `npm run bench:proxy` (add `-- --help` for options). Not part of `npm test`.
+ *
+ * Two processes: this one runs the proxies (b, c, d) and nothing else, so its CPU profile and its
+ * RSS are the proxy's; a forked child runs the `ws` clients and the `ws` echo upstream. Every row of
+ * a scenario runs back to back in one round (rotating who goes first), for several rounds; the table
+ * gives medians over rounds, and the goal ratios are medians of the per-round ratios. Besides rates
+ * and round-trip times, each row gives the CPU time (user + system) per round trip of this process
+ * (the proxy) and of the load process: on a shared machine that figure is steadier than the rates.
+ *
+ * Messages are binary (no UTF-8 validation on either side), `perMessageDeflate: false` everywhere.
+ * MB/s counts each echoed payload once (10^6 bytes), although it crosses the proxy twice.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import WebSocket, { WebSocketServer } from 'ws';
+import { hasNativeMask } from '../src/protocol/mask.js';
+import type { ProxyOptions } from '../src/proxy/options.js';
+import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
+
+// ---------------------------------------------------------------------------------------------
+// Shared between the two processes.
+
+interface RunCommand {
+  cmd: 'run';
+  id: number;
+  url: string;
+  size: number;
+  inFlight: number;
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+  maxMessages: number;
+}
+interface OpenIdleCommand {
+  cmd: 'open-idle';
+  id: number;
+  url: string;
+  count: number;
+}
+interface CloseIdleCommand {
+  cmd: 'close-idle';
+  id: number;
+}
+type ChildCommand = RunCommand | OpenIdleCommand | CloseIdleCommand | { cmd: 'exit'; id: number };
+
+interface LoadResult {
+  /** Round trips completed inside the measuring window. */
+  messages: number;
+  /** Their payload bytes (each echoed payload once). */
+  bytes: number;
+  /** Length of the measuring window. */
+  elapsedMs: number;
+  p50: number;
+  p99: number;
+  /** Client errors, failed connections, wrong echo sizes. */
+  errors: number;
+  /** Round trips of the whole run (warm-up and drain included). */
+  total: number;
+  /** CPU time of the load process over the whole run, in microseconds. */
+  cpuMicros: number;
+}
+interface ChildReply {
+  id: number;
+  error?: string;
+  result?: LoadResult;
+  opened?: number;
+}
+interface ChildReady {
+  ready: true;
+  port: number;
+}
+
+const HOST = '127.0.0.1';
+const MiB = 1024 * 1024;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: ws clients and the ws echo upstream.
+
+function openOne(url: string, onError: () => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('open timeout'));
+    }, 15_000);
+    const failed = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    ws.once('error', failed);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      ws.off('error', failed);
+      ws.on('error', onError);
+      resolve(ws);
+    });
+  });
+}
+
+async function openClients(url: string, count: number, concurrency: number, onError: () => void): Promise<WebSocket[]> {
+  const out: WebSocket[] = [];
+  let started = 0;
+  const worker = async (): Promise<void> => {
+    while (started < count) {
+      started++;
+      try {
+        out.push(await openOne(url, onError));
+      } catch {
+        onError();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return out;
+}
+
+async function closeClients(clients: WebSocket[]): Promise<void> {
+  await Promise.all(clients.map((ws) => new Promise<void>((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve();
+    }, 10_000);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.close(1000);
+  })));
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+async function runLoad(command: RunCommand): Promise<LoadResult> {
+  const payload = randomBytes(command.size);
+  const cpuStart = process.cpuUsage();
+  let errors = 0;
+  let total = 0;
+  const onError = (): void => {
+    errors++;
+  };
+  const clients = await openClients(command.url, command.connections, command.connections, onError);
+  const latencies: number[] = [];
+  let messages = 0;
+  let bytes = 0;
+  let outstanding = 0;
+  let stopSending = false;
+  const start = performance.now();
+  const measureStart = start + command.warmupMs;
+  let measureEnd = measureStart + command.durationMs;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const stopTimer = setTimeout(() => {
+    stopSending = true;
+    if (outstanding === 0) finish();
+  }, command.warmupMs + command.durationMs);
+
+  for (const ws of clients) {
+    // Echoes come back in order on one connection: a FIFO of send times gives each round trip.
+    let times: number[] = [];
+    let head = 0;
+    const send = (): void => {
+      times.push(performance.now());
+      outstanding++;
+      ws.send(payload, { binary: true, compress: false });
+    };
+    ws.on('message', (data: Buffer) => {
+      const now = performance.now();
+      const sentAt = times[head++]!;
+      outstanding--;
+      total++;
+      if (head >= 1024) {
+        times = times.slice(head);
+        head = 0;
+      }
+      if (data.length !== command.size) errors++;
+      if (now >= measureStart && now <= measureEnd) {
+        messages++;
+        bytes += data.length;
+        latencies.push(now - sentAt);
+        if (messages >= command.maxMessages) {
+          measureEnd = now;
+          stopSending = true;
+        }
+      }
+      if (!stopSending) send();
+      else if (outstanding === 0) finish();
+    });
+    for (let i = 0; i < command.inFlight; i++) send();
+  }
+  // Everything in flight comes back, or the run is cut after 30 s more.
+  await Promise.race([finished, sleep(command.warmupMs + command.durationMs + 30_000)]);
+  clearTimeout(stopTimer);
+  if (outstanding !== 0) errors += outstanding;
+  await closeClients(clients);
+  const sorted = Float64Array.from(latencies).sort();
+  const cpu = process.cpuUsage(cpuStart);
+  return {
+    total,
+    cpuMicros: cpu.user + cpu.system,
+    messages,
+    bytes,
+    elapsedMs: Math.min(measureEnd, performance.now()) - measureStart,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    errors: errors + (command.connections - clients.length),
+  };
+}
+
+async function childMain(): Promise<void> {
+  const send = (message: ChildReply | ChildReady): void => {
+    process.send!(message);
+  };
+  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false, backlog: 1024 });
+  await once(wss, 'listening');
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary, compress: false }));
+  });
+  let idle: WebSocket[] = [];
+  // Without its parent (it failed, or was stopped), the load process has nothing left to do.
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (message: ChildCommand) => {
+    const reply = async (): Promise<ChildReply> => {
+      switch (message.cmd) {
+        case 'run':
+          return { id: message.id, result: await runLoad(message) };
+        case 'open-idle': {
+          let failed = 0;
+          idle = await openClients(message.url, message.count, 100, () => {
+            failed++;
+          });
+          return { id: message.id, opened: idle.length, ...(failed > 0 ? { error: `${failed} errors` } : {}) };
+        }
+        case 'close-idle':
+          await closeClients(idle);
+          idle = [];
+          return { id: message.id };
+        case 'exit':
+          wss.close();
+          setImmediate(() => process.exit(0));
+          return { id: message.id };
+      }
+    };
+    reply().then(send, (err: Error) => send({ id: message.id, error: err.message }));
+  });
+  send({ ready: true, port: (wss.address() as AddressInfo).port });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: the proxies, the schedule, the table.
+
+interface Options {
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  connections: number;
+  idle: number;
+  rows: string;
+  scenarios: string[];
+}
+
+const HELP = `Usage: node dist/bench/proxy.js [options]
+  --rounds N        rounds of every scenario, all rows alternating; 0: idle RSS only (default 3)
+  --duration MS     measuring window of a run (default 3000)
+  --warmup MS       unmeasured start of a run (default 500)
+  --connections N   client connections per run (default 50)
+  --idle N          idle connections for the RSS figure, 0 to skip (default 5000)
+  --rows LETTERS    rows to run, e.g. cd (default abcd)
+  --scenarios LIST  small1,small32,large (default all)`;
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '3000' },
+      warmup: { type: 'string', default: '500' },
+      connections: { type: 'string', default: '50' },
+      idle: { type: 'string', default: '5000' },
+      rows: { type: 'string', default: 'abcd' },
+      scenarios: { type: 'string', default: 'small1,small32,large' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const int = (name: string, value: string | undefined, min: number): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) {
+      console.error(`--${name} must be an integer >= ${min}\n${HELP}`);
+      process.exit(1);
+    }
+    return n;
+  };
+  return {
+    rounds: int('rounds', values.rounds, 0),
+    durationMs: int('duration', values.duration, 100),
+    warmupMs: int('warmup', values.warmup, 0),
+    connections: int('connections', values.connections, 1),
+    idle: int('idle', values.idle, 0),
+    rows: values.rows ?? 'abcd',
+    scenarios: (values.scenarios ?? '').split(',').filter((s) => s !== ''),
+  };
+}
+
+interface Scenario {
+  key: string;
+  label: string;
+  size: number;
+  inFlight: number;
+  maxMessages: number;
+}
+const SCENARIOS: Scenario[] = [
+  { key: 'small1', label: '64 B, 1 in flight', size: 64, inFlight: 1, maxMessages: 5_000_000 },
+  { key: 'small32', label: '64 B, 32 in flight', size: 64, inFlight: 32, maxMessages: 5_000_000 },
+  { key: 'large', label: '1 MiB, 1 in flight', size: MiB, inFlight: 1, maxMessages: 20_000 },
+];
+
+interface Row {
+  key: string;
+  label: string;
+  url: string;
+  /** Connections the row's proxy holds now. */
+  active(): number;
+}
+
+interface ProxyServer {
+  port: number;
+  /** Connections accepted and not yet finished. */
+  active: number;
+  /** Connections whose execute() is running. */
+  executing: number;
+  /** Connections whose connect() or execute() failed. */
+  failures: number;
+  close(): void;
+}
+
+function listen(server: net.Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.listen({ host: HOST, port: 0, backlog: 1024 }, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function startWsProxy(upstreamUrl: string, options: ProxyOptions<WebSocketProxy>): Promise<ProxyServer> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(426).end();
+  });
+  const state: ProxyServer = { port: 0, active: 0, executing: 0, failures: 0, close: () => server.close() };
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    state.active++;
+    const proxy = new WebSocketProxy(options);
+    proxy.connect(upstreamUrl, req, socket, head).then(
+      () => {
+        state.executing++;
+        return proxy.execute().finally(() => {
+          state.executing--;
+        });
+      },
+    ).catch(() => {
+      state.failures++;
+    }).finally(() => {
+      state.active--;
+    });
+  });
+  state.port = await listen(server);
+  return state;
+}
+
+async function startTcpPipe(upstreamPort: number): Promise<ProxyServer> {
+  const state: ProxyServer = { port: 0, active: 0, executing: 0, failures: 0, close: () => server.close() };
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    state.active++;
+    const upstream = net.connect({ host: HOST, port: upstreamPort, noDelay: true });
+    socket.pipe(upstream).pipe(socket);
+    const kill = (): void => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    const fail = (): void => {
+      state.failures++;
+      kill();
+    };
+    socket.on('error', fail);
+    upstream.on('error', fail);
+    socket.on('close', () => {
+      state.active--;
+    });
+  });
+  state.port = await listen(server);
+  return state;
+}
+
+function median(values: number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((x, y) => x - y);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function fmt(value: number, digits: number): string {
+  // NaN (no sample) crosses the IPC channel as null.
+  if (!Number.isFinite(value)) return '-';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function loadLine(): string {
+  return os.loadavg().map((v) => v.toFixed(2)).join(', ');
+}
+
+/** Soft limit on open files, as the shell reports it. */
+function fileLimit(): number {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+    return out === 'unlimited' ? Infinity : Number(out);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Each process holds two sockets per idle connection (the proxy: client and upstream sides; the
+ * child: the clients and the echo server's ends). Node raises its soft limit on open files to the
+ * hard limit at startup, so what the shell reports from inside is the most the benchmark can get:
+ * when it is too low, the count is lowered, and said so.
+ */
+function checkFileLimit(options: Options): void {
+  if (options.idle === 0) return;
+  const need = options.idle * 2 + 512;
+  const limit = fileLimit();
+  if (!(limit < need)) return;
+  const reduced = Math.max(0, Math.floor((limit - 512) / 2));
+  console.error(`ulimit -n is ${limit} (hard limit; ${options.idle} idle connections need ${need}): `
+    + `measuring ${reduced} idle connections instead; raise it with 'ulimit -Hn ${need}' as root for the full count`);
+  options.idle = reduced;
+}
+
+/** The GC, for settled memory figures (exposed at run time: no flag needed on the command line). */
+function getGc(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  checkFileLimit(options);
+  const scenarios = options.scenarios.map((key) => {
+    const scenario = SCENARIOS.find((s) => s.key === key);
+    if (scenario === undefined) {
+      console.error(`unknown scenario ${key}\n${HELP}`);
+      process.exit(1);
+    }
+    return scenario;
+  });
+
+  const child = fork(fileURLToPath(import.meta.url), ['--load'], { execArgv: [], stdio: 'inherit' });
+  const pending = new Map<number, (reply: ChildReply) => void>();
+  let nextId = 1;
+  const upstreamPort = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`load process exited (${code})`)));
+    child.on('message', (message: ChildReply | ChildReady) => {
+      if ('ready' in message) {
+        resolve(message.port);
+        return;
+      }
+      const done = pending.get(message.id);
+      pending.delete(message.id);
+      done?.(message);
+    });
+  });
+  const request = (command: Omit<RunCommand, 'id'> | Omit<OpenIdleCommand, 'id'> | Omit<CloseIdleCommand, 'id'> | { cmd: 'exit' }): Promise<ChildReply> => {
+    const id = nextId++;
+    return new Promise((resolve) => {
+      pending.set(id, resolve);
+      child.send({ ...command, id });
+    });
+  };
+
+  const upstreamUrl = `ws://${HOST}:${upstreamPort}/`;
+  const pipe = await startTcpPipe(upstreamPort);
+  const plain = await startWsProxy(upstreamUrl, {});
+  const aggregated = await startWsProxy(upstreamUrl, {
+    aggregateFragments: true,
+    onFrame: (_proxy, _role, _type, payload) => payload,
+  });
+  const allRows: Row[] = [
+    { key: 'a', label: '(a) ws direct', url: upstreamUrl, active: () => 0 },
+    { key: 'b', label: '(b) TCP pipe', url: `ws://${HOST}:${pipe.port}/`, active: () => pipe.active },
+    { key: 'c', label: '(c) proxy', url: `ws://${HOST}:${plain.port}/`, active: () => plain.active },
+    { key: 'd', label: '(d) proxy, aggregate + onFrame', url: `ws://${HOST}:${aggregated.port}/`, active: () => aggregated.active },
+  ];
+  const rows = allRows.filter((row) => options.rows.includes(row.key));
+
+  const gc = getGc();
+  const loadBefore = loadLine();
+  console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}`);
+  console.log(`load average before: ${loadBefore}`);
+
+  // Idle RSS first, while the heap is fresh: freed memory is not given back promptly, so a
+  // measurement after the throughput runs would reuse it and read low.
+  let idleLine = '';
+  if (options.idle > 0) {
+    // Warm-up: the first connections compile code and grow V8's spaces; not counted.
+    await request({ cmd: 'open-idle', url: allRows[2]!.url, count: 200 });
+    await request({ cmd: 'close-idle' });
+    await waitFor('the warm-up connections to close', () => plain.active === 0, 20_000);
+    gc();
+    await sleep(500);
+    gc();
+    const before = process.memoryUsage();
+    const opened = await request({ cmd: 'open-idle', url: allRows[2]!.url, count: options.idle });
+    await waitFor('the idle connections to be proxied', () => plain.executing >= (opened.opened ?? 0), 30_000);
+    await sleep(1000);
+    gc();
+    await sleep(500);
+    gc();
+    const after = process.memoryUsage();
+    const n = plain.executing;
+    const per = (key: 'rss' | 'heapUsed' | 'external') => (after[key] - before[key]) / n / 1024;
+    idleLine = `Idle connections through (c): ${n} (of ${options.idle} asked${opened.error ? `, ${opened.error}` : ''}); `
+      + `RSS ${fmt(before.rss / MiB, 1)} -> ${fmt(after.rss / MiB, 1)} MiB: ${fmt(per('rss'), 1)} KiB per connection `
+      + `(heap ${fmt(per('heapUsed'), 1)} KiB, external ${fmt(per('external'), 2)} KiB)`;
+    console.log(idleLine);
+    await request({ cmd: 'close-idle' });
+    await waitFor('the idle connections to close', () => plain.active === 0, 60_000);
+  }
+
+  /** Per run: rates, and CPU per round trip of this process (the proxy) and of the load process. */
+  type Sample = LoadResult & { msgsPerSec: number; mbPerSec: number; proxyCpu: number; loadCpu: number };
+  const results = new Map<string, Sample[]>();
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [s, scenario] of scenarios.entries()) {
+      const shift = (round + s) % rows.length;
+      const order = [...rows.slice(shift), ...rows.slice(0, shift)];
+      for (const row of order) {
+        const cpuStart = process.cpuUsage();
+        const reply = await request({
+          cmd: 'run',
+          url: row.url,
+          size: scenario.size,
+          inFlight: scenario.inFlight,
+          connections: options.connections,
+          warmupMs: options.warmupMs,
+          durationMs: options.durationMs,
+          maxMessages: scenario.maxMessages,
+        });
+        if (reply.result === undefined) throw new Error(`${row.label}, ${scenario.label}: ${reply.error}`);
+        const cpu = process.cpuUsage(cpuStart);
+        const r = reply.result;
+        const sample: Sample = {
+          ...r,
+          msgsPerSec: r.messages / (r.elapsedMs / 1000),
+          mbPerSec: r.bytes / 1e6 / (r.elapsedMs / 1000),
+          // Row (a) does not go through this process: its figure would be the benchmark's own idling.
+          proxyCpu: row.key === 'a' ? NaN : (cpu.user + cpu.system) / r.total,
+          loadCpu: r.cpuMicros / r.total,
+        };
+        const key = `${scenario.key}/${row.key}`;
+        results.set(key, [...(results.get(key) ?? []), sample]);
+        console.error(`${new Date().toISOString().slice(11, 19)} round ${round + 1} ${scenario.label} ${row.label}: ${fmt(sample.msgsPerSec, 0)} msg/s, `
+          + `${fmt(sample.mbPerSec, 1)} MB/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, `
+          + `CPU/msg proxy ${fmt(sample.proxyCpu, 1)} us, load ${fmt(sample.loadCpu, 1)} us${r.errors > 0 ? `, ${r.errors} errors` : ''}`);
+        await waitFor(`${row.label} connections to close`, () => row.active() === 0, 20_000);
+      }
+    }
+  }
+  const loadAfter = loadLine();
+
+  const lines: string[] = [];
+  lines.push(`| Messages | Row | msg/s | MB/s | p50 ms | p99 ms | msg/s vs (b) | proxy CPU µs/msg | load CPU µs/msg |`);
+  lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const scenario of scenarios) {
+    const base = median((results.get(`${scenario.key}/b`) ?? []).map((x) => x.msgsPerSec));
+    for (const row of rows) {
+      const samples = results.get(`${scenario.key}/${row.key}`) ?? [];
+      const rate = median(samples.map((x) => x.msgsPerSec));
+      const errors = samples.reduce((sum, x) => sum + x.errors, 0);
+      lines.push(`| ${scenario.label} | ${row.label}${errors > 0 ? ` (${errors} errors)` : ''} | ${fmt(rate, 0)} | `
+        + `${fmt(median(samples.map((x) => x.mbPerSec)), 1)} | ${fmt(median(samples.map((x) => x.p50)), 2)} | `
+        + `${fmt(median(samples.map((x) => x.p99)), 2)} | ${fmt(rate / base, 2)}x | `
+        + `${fmt(median(samples.map((x) => x.proxyCpu)), 1)} | ${fmt(median(samples.map((x) => x.loadCpu)), 1)} |`);
+    }
+  }
+  // Goal ratios: the median of each round's ratio (rows of one round ran side by side).
+  const roundRatios = (scenarioKey: string, metric: 'msgsPerSec' | 'mbPerSec', row: string): number => {
+    const d = results.get(`${scenarioKey}/${row}`) ?? [];
+    const b = results.get(`${scenarioKey}/b`) ?? [];
+    return median(d.map((x, i) => (b[i] === undefined ? NaN : x[metric] / b[i]![metric])));
+  };
+  console.log('');
+  console.log(`${options.connections} connections, ${options.rounds} rounds of ${options.warmupMs} + ${options.durationMs} ms per run, medians`);
+  console.log(`load average before: ${loadBefore}; after: ${loadAfter}`);
+  console.log('');
+  if (options.rounds > 0) console.log(`${lines.join('\n')}\n`);
+  if (idleLine !== '') console.log(`${idleLine}\n`);
+  for (const [name, server] of [['(b)', pipe], ['(c)', plain], ['(d)', aggregated]] as const) {
+    if (server.failures > 0) console.log(`warning: ${server.failures} connections failed in ${name}`);
+  }
+  for (const row of ['c', 'd'].filter((r) => options.rounds > 0 && options.rows.includes(r) && options.rows.includes('b'))) {
+    if (options.scenarios.includes('small32')) {
+      console.log(`(${row})/(b) msg/s, 64 B x32 (median of per-round ratios): ${fmt(roundRatios('small32', 'msgsPerSec', row), 2)}x${row === 'd' ? ' (goal >= 0.90x)' : ''}`);
+    }
+    if (options.scenarios.includes('large')) {
+      console.log(`(${row})/(b) MB/s, 1 MiB (median of per-round ratios): ${fmt(roundRatios('large', 'mbPerSec', row), 2)}x${row === 'd' ? ' (goal >= 0.95x)' : ''}`);
+    }
+  }
+
+  await request({ cmd: 'exit' });
+  pipe.close();
+  plain.close();
+  aggregated.close();
+  // Anything left (a stuck connection) must not keep the benchmark alive.
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+
+async function waitFor(what: string, condition: () => boolean, capMs: number): Promise<void> {
+  const deadline = Date.now() + capMs;
+  while (!condition() && Date.now() < deadline) await sleep(20);
+  if (!condition()) console.error(`warning: still waiting for ${what} after ${capMs} ms; going on`);
+}
+
+if (process.argv.includes('--load')) {
+  childMain().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
