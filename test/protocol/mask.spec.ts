@@ -141,6 +141,32 @@ describe('mask', () => {
     });
   });
 
+  describe('32-bit JS path (from 128 bytes)', () => {
+    it('agrees with the naive loop for every alignment of source and output (seed 128)', () => {
+      const rng = new SeededRandom(128);
+      for (let round = 0; round < 400; round++) {
+        const n = rng.int(120, 700);
+        const key = rng.bytes(4);
+        // Views at random byte offsets of larger buffers: every alignment of the 32-bit words.
+        const backing = rng.bytes(n + 8);
+        const sourceStart = rng.int(0, 7);
+        const source = backing.subarray(sourceStart, sourceStart + n);
+        const expected = naive(source, key);
+        const outBacking = Buffer.alloc(n + 16, 0xee);
+        const outStart = rng.int(0, 7);
+        const offset = rng.int(0, 7);
+        const output = outBacking.subarray(outStart);
+        maskJs(source, key, output, offset);
+        expect(output.subarray(offset, offset + n).equals(expected), `round ${round}`).to.equal(true);
+        expect(output.subarray(0, offset).every((b) => b === 0xee)).to.equal(true);
+        expect(output.subarray(offset + n).every((b) => b === 0xee)).to.equal(true);
+        const inPlace = Buffer.from(source);
+        unmaskJs(inPlace, key);
+        expect(inPlace.equals(expected)).to.equal(true);
+      }
+    });
+  });
+
   describe('WSP_NO_BUFFER_UTIL', () => {
     it('switches the whole codec to the JS fallback, which still round-trips masked frames (child process)', () => {
       // The switch is read when the module loads, so it is checked in a fresh process.
