@@ -9,6 +9,11 @@ import { type ProxyServer, type StartProxyOptions, startProxy, startUpstream } f
 import { RawPeer, type RecordingClient, portOf, rawClient, wsClient } from '../helpers/proxy-peers.js';
 import { type RawUpgradeServer, rawUpgradeServer } from '../helpers/sockets.js';
 
+/** Lets real I/O run for `n` event-loop turns (fake timers do not stop setImmediate). */
+export async function turns(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Cleanups of the running test, run newest first by {@link releaseAll}. */
 const cleanups: (() => unknown)[] = [];
 

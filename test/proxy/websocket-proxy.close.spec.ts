@@ -12,7 +12,7 @@ import { acceptKey } from '../../src/handshake/headers.js';
 import { encodeFrame } from '../../src/protocol/encode.js';
 import { echo, startProxy } from '../helpers/proxy-harness.js';
 import { type RawPeer, recordingLogger, text, until, wsClient } from '../helpers/proxy-peers.js';
-import { onCleanup, rawRig, releaseAll, wsRig } from './rig.js';
+import { onCleanup, rawRig, releaseAll, turns, wsRig } from './rig.js';
 
 /** Records what a `ws` upstream connection receives and how it closes. */
 function watch(ws: WebSocket): { messages: string[]; closed: Promise<[number, string]> } {
@@ -24,11 +24,6 @@ function watch(ws: WebSocket): { messages: string[]; closed: Promise<[number, st
 
 function closesOf(peer: RawPeer): Frame[] {
   return peer.frames.filter((f) => f.type === 'close');
-}
-
-/** Lets real I/O run for a few event-loop turns (fake timers do not stop setImmediate). */
-async function turns(n = 20): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 describe('WebSocketProxy close handshake and abnormal ends', () => {

@@ -7,14 +7,10 @@ import type { WebSocket } from 'ws';
 import { echo, startProxy } from '../helpers/proxy-harness.js';
 import { portOf, recordingLogger, upgradeHeaders, upgradeRequest, until, wsClient } from '../helpers/proxy-peers.js';
 import { rawUpgradeServer } from '../helpers/sockets.js';
-import { onCleanup, releaseAll, wsRig } from './rig.js';
+import { onCleanup, releaseAll, turns, wsRig } from './rig.js';
 
 function watchClose(ws: WebSocket): Promise<[number, string]> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve([code, reason.toString()])));
-}
-
-async function turns(n = 20): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 describe('WebSocketProxy timeouts', () => {
