@@ -370,6 +370,11 @@ export class WebSocketProxy {
     side.outbox.inject(frame);
   }
 
+  /** The state of one side, once its handshake completed. */
+  private sideOf(role: ProxyRole): SideState | undefined {
+    return role === 'client' ? this.clientSide : this.upstreamSide;
+  }
+
   private debug(message: string): void {
     if (this.options.debug) this.options.logger.debug(message);
   }
@@ -471,7 +476,7 @@ export class WebSocketProxy {
   }
 
   private onCloseSent(to: ProxyRole, frame: Frame): void {
-    const side = to === 'client' ? this.clientSide : this.upstreamSide;
+    const side = this.sideOf(to);
     if (side === undefined) return;
     side.summary.closeSent = closeInfo(frame);
     this.debug(`${to} closing: code: ${frame.code} reason: ${JSON.stringify(frame.payload.toString())}`);
@@ -509,7 +514,7 @@ export class WebSocketProxy {
   }
 
   private onOutboxFailure(role: ProxyRole, error: Error): void {
-    const side = role === 'client' ? this.clientSide : this.upstreamSide;
+    const side = this.sideOf(role);
     if (side === undefined || side.ending || this.running === undefined) return;
     this.lost(side, error.message);
   }
@@ -532,7 +537,7 @@ export class WebSocketProxy {
       this.closedBy ??= side.role;
       this.options.logger.info(`${side.role} connection lost: ${why}`);
     }
-    const peer = side === this.clientSide ? this.upstreamSide : this.clientSide;
+    const peer = this.sideOf(side.role === 'client' ? 'upstream' : 'client');
     if (peer !== undefined) peer.outbox.sendClose(1001, '');
     this.endAll();
   }
@@ -547,7 +552,7 @@ export class WebSocketProxy {
       this.failure ??= err;
     }
     side.outbox.sendClose(err.closeCode, limit ? 'Payload Too Large' : err.message);
-    const peer = side === this.clientSide ? this.upstreamSide : this.clientSide;
+    const peer = this.sideOf(side.role === 'client' ? 'upstream' : 'client');
     if (peer !== undefined) peer.outbox.sendClose(1001, '');
     this.endAll();
   }
