@@ -93,6 +93,32 @@ export function truncateCloseReason(reason: Buffer): Buffer {
 }
 
 /**
+ * Checks the sender's rules that depend on the connection's state: fragments in sequence and never
+ * interleaved (RFC 6455 section 5.4), FIN on control frames (section 5.5), and RSV1 only on the
+ * first frame of a data message when an extension allows it (RFC 7692 section 6.1).
+ *
+ * @param frame - the frame about to be sent
+ * @param messageOpen - whether a fragmented message sent on this connection is still open
+ * @param allowRsv1 - whether a negotiated extension defines RSV1
+ * @throws WebSocketProxyError WSP_ERR_INVALID_FRAME
+ */
+export function checkSendable(frame: Frame, messageOpen: boolean, allowRsv1: boolean): void {
+  const type = frame.type;
+  const data = type === 'text' || type === 'binary' || type === 'continuation';
+  if (data) {
+    if (type === 'continuation' ? !messageOpen : messageOpen) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME',
+        type === 'continuation' ? 'continuation frame without an open message' : `${type} frame inside an open message`);
+    }
+  } else if (!frame.fin) {
+    throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'control frames must have FIN set');
+  }
+  if (frame.rsv1 === true && (!allowRsv1 || type === 'continuation' || !data)) {
+    throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'RSV1 set without an extension that allows it');
+  }
+}
+
+/**
  * The wire payload of a frame: the payload itself, or for a close frame the 2-byte code followed by
  * the (cut) reason. Checks what a sender must: control payloads of at most 125 bytes, a valid close
  * code, a UTF-8 reason and no reason without a code.
@@ -113,7 +139,7 @@ export function wirePayload(frame: Frame): Buffer {
     }
     // Sending a code that may not be sent is our own misuse (1011), unlike receiving one (1002):
     // "Endpoints MUST NOT send ... a status code that is not defined" (RFC 6455 section 7.4).
-    if (!Number.isInteger(frame.code) || !isValidCloseCode(frame.code)) {
+    if (!isValidCloseCode(frame.code)) {
       throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `close code ${String(frame.code)} may not be sent`);
     }
     // A peer fails the connection on a reason that is not UTF-8 (section 8.1): don't send one.

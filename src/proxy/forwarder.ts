@@ -8,7 +8,7 @@
 import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, closeFrame } from '../frame.js';
-import { wirePayload } from '../protocol/encode.js';
+import { checkSendable, wirePayload } from '../protocol/encode.js';
 import type { FrameWritable } from '../streams/frame-writable.js';
 import { type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
@@ -147,17 +147,9 @@ export class Outbox {
 
   /** Checks what the writable would reject, so that a bad frame fails the direction, not the side. */
   private check(frame: Frame): void {
-    if (isData(frame)) {
-      // Section 5.4: fragments in sequence, never interleaved.
-      if (frame.type === 'continuation' ? !this.midMessage : this.midMessage) {
-        throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME',
-          frame.type === 'continuation' ? 'continuation frame without an open message' : `${frame.type} frame inside an open message`);
-      }
-      if (frame.rsv1) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'RSV1 set without an extension');
-      return;
-    }
-    if (!frame.fin) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'control frames must have FIN set');
-    wirePayload(frame);
+    // The writable's own rules, applied first (no extension is negotiated: RSV1 never allowed).
+    checkSendable(frame, this.midMessage, false);
+    if (!isData(frame)) wirePayload(frame);
   }
 
   private write(frame: Frame): boolean {

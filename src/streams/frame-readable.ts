@@ -280,9 +280,7 @@ export class FrameReadable extends Readable {
     this.closeSeen = true;
     this.push(null);
     this.detach();
-    this.socket.on('data', discard);
-    this.socket.on('error', discard);
-    this.socket.resume();
+    this.discardRest();
   }
 
   /**
@@ -292,6 +290,11 @@ export class FrameReadable extends Readable {
   private fail(err: WebSocketProxyError): void {
     this.done = true;
     this.destroy(err);
+    this.discardRest();
+  }
+
+  /** Reads what the peer still sends into the void (`detach()` already left an error listener). */
+  private discardRest(): void {
     this.socket.on('data', discard);
     this.socket.resume();
   }

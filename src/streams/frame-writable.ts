@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import type { Frame } from '../frame.js';
-import { encodeFrame } from '../protocol/encode.js';
+import { checkSendable, encodeFrame } from '../protocol/encode.js';
 import { type GenerateMask, randomMask } from '../protocol/mask.js';
 import type { Role } from '../protocol/parser.js';
 
@@ -267,16 +267,7 @@ export class FrameWritable extends Writable {
       if (data) throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `${type} frame`);
       if (type === 'close') throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', 'a close frame was sent already');
     }
-    if (frame.rsv1 === true && (!this.allowRsv1 || type === 'continuation' || !data)) {
-      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'RSV1 set without an extension that allows it');
-    }
-    if (data) {
-      // Section 5.4: fragments of one message are sent in order and never interleaved.
-      if (type === 'continuation' ? !this.messageOpen : this.messageOpen) {
-        throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME',
-          type === 'continuation' ? 'continuation frame without an open message' : `${type} frame inside an open message`);
-      }
-    }
+    checkSendable(frame, this.messageOpen, this.allowRsv1);
     let key: Buffer | undefined;
     if (this.role === 'client') {
       this.generateMask(this.key);
