@@ -70,6 +70,22 @@ export const ErrorCodes = {
   WSP_ERR_UPSTREAM_HANDSHAKE: { closeCode: 1014, message: 'invalid upstream handshake response' },
   /** The client's upgrade request is not a valid WebSocket opening handshake (RFC 6455 section 4.2.1). */
   WSP_ERR_CLIENT_HANDSHAKE: { closeCode: 1002, message: 'invalid client handshake request' },
+  /** A side's connection ended (TCP end, reset) without a close handshake. */
+  WSP_ERR_CONNECTION_LOST: { closeCode: 1001, message: 'connection lost' },
+  /** No frame in either direction for `idleTimeout` milliseconds: both sides were sent 1001. */
+  WSP_ERR_IDLE_TIMEOUT: { closeCode: 1001, message: 'idle timeout' },
+  /** A close reply did not come within `lingeringTime` (or `lingeringTimeout` between frames). */
+  WSP_ERR_CLOSE_TIMEOUT: { closeCode: 1001, message: 'close handshake timed out' },
+  /** User code (`onFrame`, a stage) threw, rejected or ended a direction early; `cause` holds what it threw. */
+  WSP_ERR_STAGE_FAILED: { closeCode: 1011, message: 'a stage failed' },
+  /** A stage refused a message on policy grounds (e.g. `WebSocketProxyError('WSP_ERR_POLICY_VIOLATION', 'why')` in user code). */
+  WSP_ERR_POLICY_VIOLATION: { closeCode: 1008, message: 'policy violation' },
+  /** A message failed validation (`validateJson()`: not JSON, not matching the schema, or a refused binary message). */
+  WSP_ERR_VALIDATION_FAILED: { closeCode: 1007, message: 'message failed validation' },
+  /** A side sent more than `rateLimit()` allows, with `action: 'close'`. */
+  WSP_ERR_RATE_LIMITED: { closeCode: 1008, message: 'rate limit exceeded' },
+  /** `send()` would queue more than `maxSendQueueSize` bytes of injected frames for a side. */
+  WSP_ERR_SEND_QUEUE_FULL: { closeCode: 1011, message: 'send queue full' },
 } as const;
 
 /** One of the stable error codes, e.g. `'WSP_ERR_INVALID_OPCODE'`. */

@@ -43,11 +43,10 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
 }
 
 /**
- * The transform behind {@link aggregate}; use the factory.
+ * The assembling logic of {@link aggregate}, for stages that need whole messages: feed it data
+ * frames in order; it returns each whole message once its last fragment arrived.
  */
-export class AggregateTransform extends Transform {
-  private readonly maxMessageSize: number;
-  private readonly maxFragments: number;
+export class MessageAssembler {
   /** The non-empty payloads of the open message (empty fragments add nothing to copy). */
   private parts: Buffer[] = [];
   private size = 0;
@@ -56,17 +55,97 @@ export class AggregateTransform extends Transform {
   private type: FrameType | undefined;
   private rsv1 = false;
 
-  /** @param options - see {@link AggregateOptions} */
-  constructor(options: AggregateOptions = {}) {
-    const highWaterMark = limit('highWaterMark', options.highWaterMark, 16);
-    super({ objectMode: true, highWaterMark });
-    this.maxMessageSize = limit('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE);
-    this.maxFragments = limit('maxFragments', options.maxFragments, DEFAULT_MAX_FRAGMENTS);
-  }
+  /**
+   * @param maxMessageSize - largest message in bytes (exactly the limit passes)
+   * @param maxFragments - most fragments in a message (exactly the limit passes)
+   */
+  constructor(
+    private readonly maxMessageSize: number,
+    private readonly maxFragments: number,
+  ) {}
 
   /** Whether a fragmented message is being assembled. */
   get midMessage(): boolean {
     return this.type !== undefined;
+  }
+
+  /**
+   * Adds a data frame (text, binary or continuation).
+   *
+   * @param frame - the next data frame of the stream
+   * @returns the whole message once complete (the frame itself when it is one), or undefined while
+   *   fragments are still missing
+   * @throws WebSocketProxyError `WSP_ERR_MESSAGE_TOO_LARGE` or `WSP_ERR_TOO_MANY_FRAGMENTS` (1009),
+   *   before the offending fragment is appended; the open message is discarded
+   */
+  add(frame: Frame): Frame | undefined {
+    if (this.type === undefined) {
+      if (frame.payload.length > this.maxMessageSize) {
+        throw new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${frame.payload.length} > ${this.maxMessageSize}`);
+      }
+      // A whole message in one frame (or a stray final continuation): nothing to assemble.
+      if (frame.fin) return frame;
+      this.type = frame.type;
+      this.rsv1 = frame.rsv1;
+      if (frame.payload.length > 0) this.parts.push(frame.payload);
+      this.fragments = 1;
+      this.size = frame.payload.length;
+      return undefined;
+    }
+    const size = this.size + frame.payload.length;
+    if (size > this.maxMessageSize) {
+      this.reset();
+      throw new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${size} > ${this.maxMessageSize}`);
+    }
+    if (this.fragments + 1 > this.maxFragments) {
+      this.reset();
+      throw new WebSocketProxyError('WSP_ERR_TOO_MANY_FRAGMENTS', `more than ${this.maxFragments}`);
+    }
+    if (frame.payload.length > 0) this.parts.push(frame.payload);
+    this.fragments++;
+    this.size = size;
+    if (!frame.fin) return undefined;
+    const parts = this.parts;
+    const message: Frame = {
+      type: this.type,
+      fin: true,
+      // One allocation of the known length; a single non-empty part is passed on without a copy.
+      payload: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size),
+      rsv1: this.rsv1,
+    };
+    this.reset();
+    return message;
+  }
+
+  /** Discards the open message, if any. */
+  reset(): void {
+    this.parts = [];
+    this.size = 0;
+    this.fragments = 0;
+    this.type = undefined;
+    this.rsv1 = false;
+  }
+}
+
+/**
+ * The transform behind {@link aggregate}; use the factory.
+ */
+export class AggregateTransform extends Transform {
+  private readonly assembler: MessageAssembler;
+
+  /** @param options - see {@link AggregateOptions} */
+  constructor(options: AggregateOptions = {}) {
+    const highWaterMark = limit('highWaterMark', options.highWaterMark, 16);
+    super({ objectMode: true, highWaterMark });
+    this.assembler = new MessageAssembler(
+      limit('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE),
+      limit('maxFragments', options.maxFragments, DEFAULT_MAX_FRAGMENTS),
+    );
+  }
+
+  /** Whether a fragmented message is being assembled. */
+  get midMessage(): boolean {
+    return this.assembler.midMessage;
   }
 
   /** @internal */
@@ -78,67 +157,21 @@ export class AggregateTransform extends Transform {
       callback(null, frame);
       return;
     }
-    if (this.type === undefined) {
-      if (frame.payload.length > this.maxMessageSize) {
-        callback(new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${frame.payload.length} > ${this.maxMessageSize}`));
-        return;
-      }
-      if (frame.fin) {
-        // A whole message in one frame (or a stray final continuation): nothing to assemble.
-        callback(null, frame);
-        return;
-      }
-      this.type = type;
-      this.rsv1 = frame.rsv1;
-      if (frame.payload.length > 0) this.parts.push(frame.payload);
-      this.fragments = 1;
-      this.size = frame.payload.length;
-      callback();
+    let message: Frame | undefined;
+    try {
+      message = this.assembler.add(frame);
+    } catch (err) {
+      callback(err as Error);
       return;
     }
-    const size = this.size + frame.payload.length;
-    if (size > this.maxMessageSize) {
-      this.reset();
-      callback(new WebSocketProxyError('WSP_ERR_MESSAGE_TOO_LARGE', `${size} > ${this.maxMessageSize}`));
-      return;
-    }
-    if (this.fragments + 1 > this.maxFragments) {
-      this.reset();
-      callback(new WebSocketProxyError('WSP_ERR_TOO_MANY_FRAGMENTS', `more than ${this.maxFragments}`));
-      return;
-    }
-    if (frame.payload.length > 0) this.parts.push(frame.payload);
-    this.fragments++;
-    this.size = size;
-    if (!frame.fin) {
-      callback();
-      return;
-    }
-    const parts = this.parts;
-    const message: Frame = {
-      type: this.type,
-      fin: true,
-      // One allocation of the known length; a single non-empty part is passed on without a copy.
-      payload: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size),
-      rsv1: this.rsv1,
-    };
-    this.reset();
     callback(null, message);
   }
 
   /** @internal */
   override _flush(callback: (error?: Error | null) => void): void {
     // An unfinished message at the end of the stream is dropped: it was never a message.
-    this.reset();
+    this.assembler.reset();
     callback();
-  }
-
-  private reset(): void {
-    this.parts = [];
-    this.size = 0;
-    this.fragments = 0;
-    this.type = undefined;
-    this.rsv1 = false;
   }
 }
 
