@@ -41,10 +41,15 @@ export { Utf8Validator, isValidUtf8 } from './protocol/utf8.js';
 export * from './transforms/index.js';
 export {
   WebSocketProxy,
+  ENDINGS,
   type CloseInfo,
   type ConnectOptions,
+  type Ending,
+  type EndingRule,
   type ProxySide,
   type ProxySummary,
+  type Reply,
+  type SideState,
   type SideSummary,
 } from './proxy/websocket-proxy.js';
 export {
@@ -54,6 +59,7 @@ export {
   type ProxyOptions,
   type ProxyRole,
   type ProxyTransforms,
+  type StageList,
   PROXY_DEFAULTS,
 } from './proxy/options.js';
 export {

@@ -262,6 +262,8 @@ export async function acceptClient(
  * `Upgrade`...) and `Sec-WebSocket-Accept` are dropped; `Connection: close` is added, and
  * `Content-Length` is recomputed for `body` (none for 1xx, 204 and 304, which have no body; `body`
  * is then ignored). `Date` is added when absent. A closed socket is destroyed and nothing is written.
+ * Once the response is flushed the socket is destroyed, or after {@link RESPONSE_FLUSH_TIMEOUT} ms if
+ * the client does not take it.
  *
  * @param socket - the client's socket (not yet upgraded)
  * @param statusCode - 100 to 599, not 101
@@ -298,7 +300,24 @@ export function writeHttpResponse(
     return;
   }
   letClose(socket);
+  // The response is the last thing on this connection: once it is flushed the socket is destroyed,
+  // whether or not the client closes its end (as ws's abortHandshake does), and a client that never
+  // reads it is cut off after RESPONSE_FLUSH_TIMEOUT. No half-open socket is left behind.
+  socket.once('finish', destroySocket);
+  const timer = setTimeout(destroySocket.bind(socket), RESPONSE_FLUSH_TIMEOUT);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
   socket.end(payload.length === 0 ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), payload]));
+}
+
+/**
+ * Milliseconds a rejected client has to take an error response (see {@link writeHttpResponse})
+ * before its socket is destroyed.
+ */
+export const RESPONSE_FLUSH_TIMEOUT = 2000;
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 function noop(): void {}

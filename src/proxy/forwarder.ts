@@ -9,6 +9,7 @@ import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, closeFrame } from '../frame.js';
 import { checkSendable, wirePayload } from '../protocol/encode.js';
+import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import type { FrameWritable } from '../streams/frame-writable.js';
 import { type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
@@ -26,11 +27,24 @@ export interface OutboxHooks {
   onFailure(role: ProxyRole, error: Error): void;
 }
 
+/** Options of an {@link Outbox}. */
+export interface OutboxOptions {
+  /**
+   * Check that text leaving through this outbox is UTF-8 (set when user code may have made or
+   * changed frames: what the peer would have to reject must not be sent).
+   */
+  checkText: boolean;
+  /** Most bytes of injected frames queued and not yet handed to the socket. */
+  maxQueuedBytes: number;
+}
+
+const kOutbox = Symbol('outbox');
+
 /**
  * The single entrance to one side's `FrameWritable`. It keeps forwarded and injected frames in FIFO
  * order, holds injected data frames back while a forwarded fragmented message is open, sends at most
  * one close frame, drops what may not follow a close frame, and checks frames a user changed or made
- * before the writable sees them (an invalid frame must not destroy the writable).
+ * before the writable sees them (an invalid frame must not destroy the writable, nor reach the peer).
  */
 export class Outbox {
   /** The close frame sent to this side, once one was. */
@@ -38,30 +52,50 @@ export class Outbox {
   /** Why this side can take no more frames, once it can't. */
   failure: Error | undefined;
   private midMessage = false;
-  private disposed = false;
+  /** Whether the open (or last) message forwarded is text. */
+  private textMessage = false;
+  private isDisposed = false;
   private readonly held: Frame[] = [];
   private waiting: Callback | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
-
-  private readonly onDrain = (): void => this.release();
-  private readonly onGone = (): void => {
-    if (!this.disposed) this.fail(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
-  };
+  /** Bytes of injected frames not yet handed to the socket. */
+  private queuedBytes = 0;
+  private drainWaiters: (() => void)[] = [];
+  private readonly utf8: Utf8Validator | undefined;
+  private readonly maxQueuedBytes: number;
 
   /**
    * @param role - the side this outbox writes to
    * @param writable - that side's writer
    * @param sendTimeout - milliseconds a full socket may stay full, or undefined for no limit
    * @param hooks - where close frames and failures are reported
+   * @param options - see {@link OutboxOptions}
    */
   constructor(
     readonly role: ProxyRole,
     readonly writable: FrameWritable,
     private readonly sendTimeout: number | undefined,
     private readonly hooks: OutboxHooks,
+    options: OutboxOptions = { checkText: false, maxQueuedBytes: Infinity },
   ) {
-    writable.on('drain', this.onDrain);
-    writable.on('close', this.onGone);
+    this.utf8 = options.checkText ? new Utf8Validator() : undefined;
+    this.maxQueuedBytes = options.maxQueuedBytes;
+    (writable as unknown as Tagged)[kOutbox] = this;
+    writable.on('drain', writableOnDrain);
+    writable.on('close', writableOnClose);
+  }
+
+  /** Whether the proxy is done with this side. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Whether injected frames should wait: the side's socket is full, or injected messages wait for a
+   * forwarded fragmented message to end.
+   */
+  get full(): boolean {
+    return this.held.length > 0 || this.writable.writableNeedDrain || this.waiting !== undefined;
   }
 
   /**
@@ -76,7 +110,7 @@ export class Outbox {
       callback(this.failure);
       return false;
     }
-    if (this.closeSent !== undefined || this.disposed) {
+    if (this.closeSent !== undefined || this.isDisposed) {
       // "After sending a Close frame, the endpoint MUST NOT send any more data frames" (5.5.1); a
       // close reply to our own close is not forwarded either.
       callback();
@@ -99,26 +133,48 @@ export class Outbox {
    * forwarded fragmented message.
    *
    * @param frame - the frame to send
-   * @throws WebSocketProxyError for a frame that cannot be sent now or at all
+   * @returns false when the caller should wait for {@link Outbox.whenDrained} before injecting more
+   * @throws WebSocketProxyError for a frame that cannot be sent now or at all, or
+   *   `WSP_ERR_SEND_QUEUE_FULL` when it would queue more than the bound
    */
-  inject(frame: Frame): void {
+  inject(frame: Frame): boolean {
     if (this.failure !== undefined) throw this.failure;
-    if (this.closeSent !== undefined || this.disposed) {
+    if (this.closeSent !== undefined || this.isDisposed) {
       throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `${frame.type} frame to the ${this.role}`);
+    }
+    const size = Buffer.isBuffer(frame.payload) ? frame.payload.length : 0;
+    if (this.queuedBytes + size > this.maxQueuedBytes) {
+      throw new WebSocketProxyError('WSP_ERR_SEND_QUEUE_FULL',
+        `${this.queuedBytes} bytes wait for the ${this.role}; ${size} more would pass the bound of ${this.maxQueuedBytes}`);
     }
     if (isData(frame)) {
       if (frame.type === 'continuation' || !frame.fin) {
         throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'send() takes whole messages (fin: true, not continuation)');
       }
       if (frame.rsv1) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'RSV1 set without an extension');
+      // Section 8.1: a peer fails the connection on text that is not UTF-8; refused here instead.
+      if (frame.type === 'text' && !isValidUtf8(frame.payload)) {
+        throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'text that is not UTF-8');
+      }
+      this.queuedBytes += size;
       if (this.midMessage) {
         this.held.push(frame);
-        return;
+        return false;
       }
     } else {
       this.check(frame);
+      this.queuedBytes += size;
     }
-    this.write(frame);
+    this.writeInjected(frame);
+    return !this.full;
+  }
+
+  /**
+   * Resolves once injected frames may go on ({@link Outbox.full} is false), or once the side is done.
+   */
+  whenDrained(): Promise<void> {
+    if (!this.full || this.isDisposed || this.failure !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /**
@@ -128,28 +184,43 @@ export class Outbox {
    * @param reason - the reason (cut to fit)
    * @returns whether a close frame was sent now
    */
-  sendClose(code: number | undefined, reason = ''): boolean {
-    if (this.closeSent !== undefined || this.failure !== undefined || this.disposed || this.writable.destroyed) return false;
+  sendClose(code: number | undefined, reason: string | Buffer = ''): boolean {
+    if (this.closeSent !== undefined || this.failure !== undefined || this.isDisposed || this.writable.destroyed) return false;
     this.write(closeFrame(code, code === undefined ? undefined : reason));
     return true;
   }
 
   /** Stops waiting and listening; called once the proxy is done with this side. */
   dispose(): void {
-    this.disposed = true;
+    this.isDisposed = true;
     this.clearTimer();
-    this.writable.off('drain', this.onDrain);
-    this.writable.off('close', this.onGone);
+    this.writable.off('drain', writableOnDrain);
+    this.writable.off('close', writableOnClose);
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting !== undefined) waiting(this.failure ?? new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+    this.wakeDrainWaiters();
   }
 
   /** Checks what the writable would reject, so that a bad frame fails the direction, not the side. */
   private check(frame: Frame): void {
     // The writable's own rules, applied first (no extension is negotiated: RSV1 never allowed).
     checkSendable(frame, this.midMessage, false);
-    if (!isData(frame)) wirePayload(frame);
+    if (!isData(frame)) {
+      wirePayload(frame);
+      return;
+    }
+    const utf8 = this.utf8;
+    if (utf8 === undefined) return;
+    if (frame.type !== 'continuation') this.textMessage = frame.type === 'text';
+    // "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte stream is not,
+    // in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_" (section
+    // 8.1): text user code made must not reach a peer that would then fail.
+    if (this.textMessage && !(utf8.write(frame.payload) && (!frame.fin || utf8.end()))) {
+      utf8.reset();
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'text that is not UTF-8');
+    }
+    if (frame.fin) utf8.reset();
   }
 
   private write(frame: Frame): boolean {
@@ -166,9 +237,26 @@ export class Outbox {
     } else if (!this.midMessage && this.held.length > 0) {
       // The forwarded message ended: injected messages that waited for it go now, in order.
       const held = this.held.splice(0);
-      for (const message of held) ok = this.writable.write(message);
+      for (const message of held) ok = this.writeInjected(message);
     }
     return ok;
+  }
+
+  private writeInjected(frame: Frame): boolean {
+    if (frame.type === 'close') return this.write(frame);
+    const size = frame.payload.length;
+    return this.writable.write(frame, () => {
+      this.queuedBytes -= size;
+      this.wakeDrainWaiters();
+    });
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0) return;
+    if (this.full && !this.isDisposed && this.failure === undefined) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private wait(callback: Callback): void {
@@ -181,11 +269,13 @@ export class Outbox {
     }
   }
 
-  private release(): void {
+  /** @internal The writable drained. */
+  release(): void {
     this.clearTimer();
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting !== undefined) waiting();
+    this.wakeDrainWaiters();
   }
 
   private fail(error: Error): void {
@@ -196,6 +286,12 @@ export class Outbox {
     this.waiting = undefined;
     this.hooks.onFailure(this.role, error);
     if (waiting !== undefined) waiting(error);
+    this.wakeDrainWaiters();
+  }
+
+  /** @internal The writable closed: no frame can reach the side any more. */
+  gone(): void {
+    if (!this.isDisposed) this.fail(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
   }
 
   private clearTimer(): void {
@@ -204,6 +300,18 @@ export class Outbox {
       this.sendTimer = undefined;
     }
   }
+}
+
+interface Tagged {
+  [kOutbox]: Outbox;
+}
+
+function writableOnDrain(this: Tagged): void {
+  this[kOutbox].release();
+}
+
+function writableOnClose(this: Tagged): void {
+  this[kOutbox].gone();
 }
 
 /** What a {@link Forwarder} needs from its proxy. */

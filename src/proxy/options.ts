@@ -3,8 +3,8 @@
  *
  * @packageDocumentation
  */
-import type { Transform } from 'readable-stream';
 import type { Frame, FrameType } from '../frame.js';
+import type { Stage, StageContext } from '../transforms/stage.js';
 
 /** Which side of a proxied connection: the downstream `'client'` or the `'upstream'` server. */
 export type ProxyRole = 'client' | 'upstream';
@@ -34,12 +34,19 @@ export interface Logger {
   error(message: string): void;
 }
 
+/**
+ * The stages of one direction: an array of stages, or a function called once per proxy (with the
+ * direction's context) that returns them. A stage instance carries one connection's frames: an array
+ * hoisted out of the upgrade handler can serve one proxy only, a function serves any number.
+ */
+export type StageList = readonly Stage[] | ((context: StageContext) => readonly Stage[]);
+
 /** Stream stages a user adds to a direction, after aggregation and before `onFrame`. */
 export interface ProxyTransforms {
   /** Stages for frames from the client, toward the upstream. */
-  client?: Transform[];
+  client?: StageList;
   /** Stages for frames from the upstream, toward the client. */
-  upstream?: Transform[];
+  upstream?: StageList;
 }
 
 /** Options of `WebSocketProxy` (camelCase port of lua-resty-websocket-proxy's `new(opts)`). */
@@ -63,11 +70,24 @@ export interface ProxyOptions<P = unknown> {
    */
   onFrame?: OnFrame<P>;
   /**
-   * Extra stream stages per direction (object-mode `Transform`s of `Frame`), run after aggregation
-   * and before `onFrame`, in order.
+   * Extra stream stages per direction (object-mode `Transform`s or `Duplex`es of `Frame`, from
+   * readable-stream or `node:stream`), run after aggregation and before `onFrame`, in order: per
+   * direction an array, or a function `(ctx) => stages` called once per proxy. A stage instance
+   * already used by another proxy is refused (`TypeError`). Each stage is handed its context
+   * (`role`, `id`, `proxy`) before the first frame (see `kStageContext`). A stage that fails with a
+   * `WebSocketProxyError` whose `closeCode` is 1007, 1008 or 1009 closes the side the frame came from
+   * with that code and its peer with 1001; any other failure (a throw, also a synchronous one in
+   * `transform()`, a rejection, an early end) closes both sides with 1011.
    * @defaultValue none
    */
   transforms?: ProxyTransforms;
+  /**
+   * Most bytes of frames injected with `send()` that may wait for one side (held behind a forwarded
+   * fragmented message, or not yet handed to its socket); past it `send()` throws
+   * `WSP_ERR_SEND_QUEUE_FULL`. `send()` returns false well before, as soon as that side is full.
+   * @defaultValue 16 MiB (16777216)
+   */
+  maxSendQueueSize?: number;
   /**
    * Largest payload of one client frame, or of one whole client message when aggregating, checked
    * before it is buffered; over it the client is sent 1009 "Payload Too Large" and the upstream 1001.
@@ -146,7 +166,8 @@ export interface ProxyOptions<P = unknown> {
 export interface ResolvedProxyOptions<P> {
   aggregateFragments: boolean;
   onFrame: OnFrame<P> | undefined;
-  transforms: { client: Transform[]; upstream: Transform[] };
+  transforms: { client: StageList; upstream: StageList };
+  maxSendQueueSize: number;
   clientMaxFrameSize: number;
   upstreamMaxFrameSize: number;
   clientMaxFragments: number;
@@ -171,9 +192,15 @@ export const PROXY_DEFAULTS = {
   connectTimeout: 60000,
   lingeringTime: 30000,
   lingeringTimeout: 5000,
+  maxSendQueueSize: 16 * 1024 * 1024,
 } as const;
 
-function isStage(value: unknown): value is Transform {
+/**
+ * Tells whether a value is usable as a stage: a stream that can be written to and piped from.
+ *
+ * @param value - anything
+ */
+export function isStage(value: unknown): value is Stage {
   return (
     typeof value === 'object' && value !== null &&
     typeof (value as { pipe?: unknown }).pipe === 'function' &&
@@ -199,12 +226,24 @@ function duration(options: Record<string, unknown>, name: string): number | unde
   return value;
 }
 
-function stages(value: unknown, name: string): Transform[] {
+function stages(value: unknown, name: string): StageList {
   if (value === undefined) return [];
+  if (typeof value === 'function') return value as StageList;
+  checkStageArray(value, `options.transforms.${name}`);
+  return value as readonly Stage[];
+}
+
+/**
+ * Checks an array of stages.
+ *
+ * @param value - what was given
+ * @param name - how to name it in the error
+ * @throws TypeError unless it is an array of streams
+ */
+export function checkStageArray(value: unknown, name: string): asserts value is readonly Stage[] {
   if (!Array.isArray(value) || !value.every(isStage)) {
-    throw new TypeError(`options.transforms.${name} must be an array of Transform streams`);
+    throw new TypeError(`${name} must be an array of Transform or Duplex streams (or a function returning one)`);
   }
-  return value;
 }
 
 function isLogger(value: unknown): value is Logger {
@@ -249,6 +288,7 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
     aggregateFragments: Boolean(options.aggregateFragments),
     onFrame: input.onFrame,
     transforms: { client: stages(userStages.client, 'client'), upstream: stages(userStages.upstream, 'upstream') },
+    maxSendQueueSize: limit(options, 'maxSendQueueSize', PROXY_DEFAULTS.maxSendQueueSize),
     clientMaxFrameSize: limit(options, 'clientMaxFrameSize', PROXY_DEFAULTS.clientMaxFrameSize),
     upstreamMaxFrameSize: limit(options, 'upstreamMaxFrameSize', PROXY_DEFAULTS.upstreamMaxFrameSize),
     clientMaxFragments: limit(options, 'clientMaxFragments', PROXY_DEFAULTS.clientMaxFragments),

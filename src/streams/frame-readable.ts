@@ -100,6 +100,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  *   one that spanned chunks is copied once.
  * - A protocol violation or exceeded limit destroys the stream with a {@link WebSocketProxyError}
  *   carrying `code` and `closeCode`; nothing is parsed after it, and later bytes are discarded.
+ * - A close frame is also announced at once by a `'closeFrame'` event (with the frame), even while the
+ *   consumer is behind or never reads it (a proxy learns of the peer's close whatever its stages do).
  * - After a close frame the stream ends; later bytes are read and discarded, so the peer's TCP close
  *   can still be seen.
  * - When the consumer falls behind (`highWaterMark` frames or `highWaterMarkBytes` bytes queued), the
@@ -130,6 +132,7 @@ export class FrameReadable extends Readable {
   private done = false;
   /** Whether a close frame was read. */
   private closeSeen = false;
+  private closeFrameRead: Frame | undefined;
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.done) return;
@@ -189,6 +192,11 @@ export class FrameReadable extends Readable {
   /** Whether a close frame has been read from the peer (the stream ends after it). */
   get closeReceived(): boolean {
     return this.closeSeen;
+  }
+
+  /** The close frame read from the peer, once one was (the same object pushed to the consumer). */
+  get closeFrame(): Frame | undefined {
+    return this.closeFrameRead;
   }
 
   /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */
@@ -252,7 +260,7 @@ export class FrameReadable extends Readable {
       // A frame handed straight to a 'data' listener never enters the queue.
       if (this.readableLength > before) this.queuedBytes += frame.payload.length;
       if (frame.type === 'close') {
-        this.afterClose();
+        this.afterClose(frame);
         return;
       }
       if (!more || this.queuedBytes >= this.highWaterMarkBytes) this.wanted = false;
@@ -275,10 +283,13 @@ export class FrameReadable extends Readable {
    * nothing valid follows a close frame, so the stream ends, and the socket keeps flowing into the
    * void so that the peer's TCP close ('end') is still seen by whoever waits for it.
    */
-  private afterClose(): void {
+  private afterClose(frame: Frame): void {
     this.done = true;
     this.closeSeen = true;
+    this.closeFrameRead = frame;
     this.push(null);
+    // Told at once, however far behind the consumer is: see the 'closeFrame' event.
+    this.emit('closeFrame', frame);
     this.detach();
     this.discardRest();
   }

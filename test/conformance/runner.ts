@@ -837,10 +837,11 @@ function assertOutcome(c: ConformanceCase, o: Observation, allowance: Allowance 
   const seen = closeCode(o);
   const failed = c.violation === true && (seen === 1002 || seen === 1007);
   if (failed) {
-    // A protocol violation by the client: execute() rejects with the coded error it was closed with,
-    // and the upstream was sent 1001.
-    const error = result!.error;
-    expect(isWebSocketProxyError(error), `${label}: execute() rejects with a coded error (got ${String(error)})`).to.equal(true);
+    // A protocol violation by the client: execute() resolves, its summary has the coded error the
+    // client was closed with, and the upstream was sent 1001.
+    expect(result!.error, `${label}: execute() resolves`).to.equal(undefined);
+    const error = result!.summary?.error;
+    expect(isWebSocketProxyError(error), `${label}: summary.error is a coded error (got ${String(error)})`).to.equal(true);
     expect(isWebSocketProxyError(error) ? error.closeCode : undefined, `${label}: error.closeCode`).to.equal(seen);
     expect(o.echo?.closeCode, `${label}: the echo server was sent 1001`).to.equal(1001);
   } else {
@@ -856,10 +857,12 @@ function assertOutcome(c: ConformanceCase, o: Observation, allowance: Allowance 
       // A close handshake relayed end to end: the upstream's close frame is the one the client saw.
       expect(summary.upstream.closeReceived?.code ?? 'empty', `${label}: summary.upstream.closeReceived`).to.equal(seen);
       expect(summary.client.aborted || summary.upstream.aborted, `${label}: summary aborted`).to.equal(false);
+      expect(summary.error, `${label}: summary.error after a clean close`).to.equal(undefined);
     }
     if (seen === 1009 && (c.violation === true || allowance?.expect?.close === 1009)) {
       // A limit: the client is sent 1009, the upstream 1001, and execute() resolves.
       expect(summary.upstream.closeSent?.code, `${label}: summary.upstream.closeSent (limit)`).to.equal(1001);
+      expect(summary.error?.closeCode, `${label}: summary.error (limit)`).to.equal(1009);
       expect(o.echo?.closeCode, `${label}: the echo server was sent 1001`).to.equal(1001);
     }
   }

@@ -89,9 +89,9 @@ describe('proxy options', () => {
     it('validates transforms', () => {
       throwsType({ transforms: 'x' }, 'options.transforms must be an object');
       throwsType({ transforms: null }, 'options.transforms must be an object');
-      throwsType({ transforms: { client: new PassThrough({ objectMode: true }) } }, 'options.transforms.client must be an array of Transform streams');
-      throwsType({ transforms: { upstream: [{}] } }, 'options.transforms.upstream must be an array of Transform streams');
-      throwsType({ transforms: { client: [new PassThrough({ objectMode: true }), 'x'] } }, 'options.transforms.client must be an array of Transform streams');
+      throwsType({ transforms: { client: new PassThrough({ objectMode: true }) } }, 'options.transforms.client must be an array of Transform or Duplex streams (or a function returning one)');
+      throwsType({ transforms: { upstream: [{}] } }, 'options.transforms.upstream must be an array of Transform or Duplex streams (or a function returning one)');
+      throwsType({ transforms: { client: [new PassThrough({ objectMode: true }), 'x'] } }, 'options.transforms.client must be an array of Transform or Duplex streams (or a function returning one)');
       expect(() => new WebSocketProxy({
         transforms: { client: [new PassThrough({ objectMode: true })], upstream: [new Transform({ objectMode: true, transform: (f, _e, cb) => cb(null, f) })] },
       })).not.to.throw();
@@ -111,6 +111,7 @@ describe('proxy options', () => {
         connectTimeout: 60000,
         lingeringTime: 30000,
         lingeringTimeout: 5000,
+        maxSendQueueSize: 16777216,
       });
     });
 
@@ -120,6 +121,7 @@ describe('proxy options', () => {
         aggregateFragments: false,
         onFrame: undefined,
         transforms: { client: [], upstream: [] },
+        maxSendQueueSize: 16777216,
         clientMaxFrameSize: 1048576,
         upstreamMaxFrameSize: 16777216,
         clientMaxFragments: 16384,

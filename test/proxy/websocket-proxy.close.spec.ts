@@ -325,15 +325,17 @@ describe('WebSocketProxy close handshake and abnormal ends', () => {
           { type: 'text', fin: true, data: 'fine' },
           { type: 'close', fin: true, data: '', code: 1001 },
         ]);
-        const { error, summary } = await outcome.done;
-        expect(summary).to.equal(undefined);
+        const { error: rejected, summary } = await outcome.done;
+        expect(rejected).to.equal(undefined);
+        const error = summary?.error;
         expect(error).to.deep.include({ code: violation.code, closeCode: violation.closeCode });
+        expect(summary?.closedBy).to.equal('proxy');
         expect(close.payload.toString()).to.equal(error?.message);
         expect(logger.at('error')).to.deep.equal([`client protocol error: ${error?.message}`]);
       });
     }
 
-    it('an upstream sending a masked frame gets 1002, the client 1001; execute() rejects WSP_ERR_MASK_FORBIDDEN', async () => {
+    it('an upstream sending a masked frame gets 1002, the client 1001; summary.error is WSP_ERR_MASK_FORBIDDEN', async () => {
       const rig = await rawRig();
       const client = await rig.client();
       const upstream = await rig.upstream();
@@ -343,8 +345,9 @@ describe('WebSocketProxy close handshake and abnormal ends', () => {
       expect(await client.closed).to.deep.equal({ code: 1001, reason: '' });
       upstream.send(closeFrame(1002));
       upstream.socket.end();
-      const { error } = await outcome.done;
-      expect(error).to.deep.include({ code: 'WSP_ERR_MASK_FORBIDDEN', closeCode: 1002 });
+      const { error, summary } = await outcome.done;
+      expect(error).to.equal(undefined);
+      expect(summary?.error).to.deep.include({ code: 'WSP_ERR_MASK_FORBIDDEN', closeCode: 1002 });
       await upstream.closed;
     });
   });

@@ -79,6 +79,7 @@ describe('WebSocketProxy', () => {
       const binaryLength = Buffer.byteLength('你好, WebSocket!');
       expect(summary).to.deep.equal({
         closedBy: 'client',
+        error: undefined,
         client: {
           closeReceived: { code: 1000, reason: 'done' }, closeSent: { code: 1000, reason: 'done' },
           frames: 3, bytes: 12 + binaryLength + 4, aborted: false,
@@ -234,7 +235,7 @@ describe('WebSocketProxy', () => {
     });
 
     for (const mode of ['throws', 'rejects'] as const) {
-      it(`an onFrame that ${mode} closes both sides with 1011 and execute() rejects with that very error`, async () => {
+      it(`an onFrame that ${mode} closes both sides with 1011 and summary.error carries that very error`, async () => {
         const boom = new Error(`boom (${mode})`);
         const logger = recordingLogger();
         const rig = await wsRig(echo, {
@@ -259,13 +260,14 @@ describe('WebSocketProxy', () => {
         expect(await upstreamClosed).to.deep.equal([1011, 'Internal Error']);
         expect(upstreamGot).to.deep.equal(['good']);
         const { error, summary } = await outcome.done;
-        expect(summary).to.equal(undefined);
-        expect(error).to.equal(boom);
+        expect(error).to.equal(undefined);
+        expect(summary?.error).to.deep.include({ code: 'WSP_ERR_STAGE_FAILED', closeCode: 1011 });
+        expect(summary?.error?.cause).to.equal(boom);
         expect(logger.at('error')).to.deep.equal([`proxy failed: boom (${mode})`]);
       });
     }
 
-    it('an invalid return value closes both sides with 1011 and execute() rejects with a TypeError', async () => {
+    it('an invalid return value closes both sides with 1011 and summary.error carries the TypeError', async () => {
       const rig = await wsRig(echo, { onFrame: () => 42 as unknown as string });
       const client = await rig.client();
       const outcome = await rig.proxy.nextOutcome();
@@ -273,7 +275,10 @@ describe('WebSocketProxy', () => {
       client.ws.send('x');
       expect((await client.closed).code).to.equal(1011);
       expect(await upstreamClosed).to.equal(1011);
-      const { error } = await outcome.done;
+      const { error: rejected, summary } = await outcome.done;
+      expect(rejected).to.equal(undefined);
+      const error = summary?.error?.cause as Error | undefined;
+      expect(summary?.error?.code).to.equal('WSP_ERR_STAGE_FAILED');
       expect(error).to.be.instanceOf(TypeError);
       expect(error?.message).to.equal('options.onFrame return value must be a string, a Buffer, null, undefined or { payload, code }');
     });
@@ -379,7 +384,7 @@ describe('WebSocketProxy', () => {
       expect(seen.sort()).to.deep.equal(['client:c2(c1(hello))', 'upstream:u1(hi)']);
     });
 
-    it('a transform that fails closes both sides with 1011 and execute() rejects with its error', async () => {
+    it('a transform that fails closes both sides with 1011 and summary.error carries its error', async () => {
       const broken = new Error('transform broke');
       const rig = await wsRig(echo, () => ({
         transforms: {
@@ -399,7 +404,10 @@ describe('WebSocketProxy', () => {
       client.ws.send('break');
       expect(await client.closed).to.deep.equal({ code: 1011, reason: 'Internal Error' });
       expect(await upstreamClosed).to.equal(1011);
-      expect((await outcome.done).error).to.equal(broken);
+      const { error, summary } = await outcome.done;
+      expect(error).to.equal(undefined);
+      expect(summary?.error?.code).to.equal('WSP_ERR_STAGE_FAILED');
+      expect(summary?.error?.cause).to.equal(broken);
     });
   });
 

@@ -1,0 +1,672 @@
+/**
+ * The life of one proxied connection after its handshakes: the two directions, the close handshake
+ * as one state per side, one deadline at a time, and one table from each way a connection can end to
+ * what each side is sent and what the summary says.
+ *
+ * @packageDocumentation
+ */
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'readable-stream';
+import { type ErrorCode, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
+import type { Frame } from '../frame.js';
+import { wirePayload } from '../protocol/encode.js';
+import { AggregateTransform, aggregate } from '../transforms/aggregate.js';
+import { FrameStage, type Stage, type StageContext, setStageContext, toError } from '../transforms/stage.js';
+import { Forwarder } from './forwarder.js';
+import { describeFrame } from './log.js';
+import type { ProxyRole, ResolvedProxyOptions } from './options.js';
+import { type CloseInfo, Side, type SideOwner, type SideSummary } from './side.js';
+import type { WebSocketProxy } from './websocket-proxy.js';
+
+/** What `execute()` resolves with once both connections are closed. */
+export interface ProxySummary {
+  /**
+   * Who started the end: the side whose close frame or connection loss came first, or `'proxy'`
+   * (`close()`, a limit, a protocol violation, a stage's policy, an error, a timeout).
+   */
+  closedBy: ProxyRole | 'proxy' | undefined;
+  /**
+   * The coded error that ended the connection: a side's protocol violation or limit
+   * (`WSP_ERR_INVALID_UTF8`, `WSP_ERR_FRAME_TOO_LARGE`...), a stage's policy close
+   * (`WSP_ERR_VALIDATION_FAILED`...), user code that failed (`WSP_ERR_STAGE_FAILED` with the thrown
+   * error as `cause`, or `WSP_ERR_INVALID_FRAME` for a frame that could not be sent), a lost
+   * connection (`WSP_ERR_CONNECTION_LOST`, `WSP_ERR_TRUNCATED_FRAME`, `WSP_ERR_SEND_TIMEOUT`), or a
+   * timeout (`WSP_ERR_IDLE_TIMEOUT`, `WSP_ERR_CLOSE_TIMEOUT`). `undefined` for a clean close (a close
+   * handshake on both sides, also one started by `close()`).
+   */
+  error: WebSocketProxyError | undefined;
+  /** The client side. */
+  client: SideSummary;
+  /** The upstream side. */
+  upstream: SideSummary;
+}
+
+/** The ways a running connection ends: the rows of {@link ENDINGS}. */
+export type Ending = 'clean' | 'limit' | 'protocol' | 'policy' | 'user' | 'lost' | 'sendTimeout' | 'idle' | 'linger';
+
+/**
+ * What a side is sent when the connection ends one way: nothing, the error's own close code, a fixed
+ * code, or the close frame its peer sent (when the stages did not pass it on), else 1001.
+ */
+export type Reply = 'nothing' | 'errorCode' | 1001 | 1011 | 'peerClose';
+
+/** One row of {@link ENDINGS}. */
+export interface EndingRule {
+  /** What the side that caused the end is sent (the sender of the offending frame, the lost side). */
+  readonly source: Reply;
+  /** What its peer is sent (with no source, e.g. a timeout: what both sides are sent). */
+  readonly peer: Reply;
+  /** Whether the close replies are awaited (lingering), or both connections end at once. */
+  readonly graceful: boolean;
+  /** What the summary's `closedBy` says, unless an earlier close already set it. */
+  readonly closedBy: 'source' | 'proxy';
+  /** The summary's `error`: none, the error that caused it, or this code. */
+  readonly error: 'none' | 'cause' | ErrorCode;
+}
+
+/**
+ * How a running connection ends. `docs/architecture.md` shows the same table.
+ *
+ * - `clean`: both sides sent and were sent a close frame (forwarded, or from `close()`).
+ * - `limit`, `protocol`: a side broke a limit (1009 "Payload Too Large") or the protocol (1002,
+ *   1007); `policy`: a stage refused a side's message (the error's 1007, 1008 or 1009).
+ * - `user`: `onFrame` or a stage threw, rejected, ended early, or made a frame that cannot be sent.
+ * - `lost`, `sendTimeout`: a side's connection went without a close handshake, or took no bytes for
+ *   `sendTimeout`.
+ * - `idle`: no frame for `idleTimeout`; `linger`: a close reply did not come in time (or a stage held
+ *   a close frame back past `lingeringTime`).
+ */
+export const ENDINGS: Readonly<Record<Ending, EndingRule>> = {
+  clean: { source: 'nothing', peer: 'nothing', graceful: true, closedBy: 'source', error: 'none' },
+  limit: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
+  protocol: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
+  policy: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
+  user: { source: 1011, peer: 1011, graceful: false, closedBy: 'proxy', error: 'cause' },
+  lost: { source: 'nothing', peer: 1001, graceful: false, closedBy: 'source', error: 'cause' },
+  sendTimeout: { source: 'nothing', peer: 1001, graceful: false, closedBy: 'source', error: 'cause' },
+  idle: { source: 1001, peer: 1001, graceful: true, closedBy: 'proxy', error: 'WSP_ERR_IDLE_TIMEOUT' },
+  linger: { source: 'peerClose', peer: 'peerClose', graceful: false, closedBy: 'proxy', error: 'WSP_ERR_CLOSE_TIMEOUT' },
+};
+
+/** Close codes a stage's `WebSocketProxyError` may close its sender with ("policy closes"). */
+const POLICY_CLOSE_CODES: ReadonlySet<number> = new Set([1007, 1008, 1009]);
+
+/**
+ * Where the connection is:
+ * - `connecting`: handshakes under way, `execute()` not called;
+ * - `open`: both directions run, no close frame yet;
+ * - `closing`: a close frame was sent or received: replies are awaited within `lingeringTime`;
+ * - `ending`: both writers ended, the sockets are given `lingeringTimeout` to close;
+ * - `done`: both sockets closed, `execute()` settled.
+ */
+type Phase = 'connecting' | 'open' | 'closing' | 'ending' | 'done';
+
+const kStageSide = Symbol('stageSide');
+const kOriginalWrite = Symbol('originalWrite');
+
+interface TaggedStage {
+  [kStageSide]: Side;
+  [kOriginalWrite]?: (...args: unknown[]) => boolean;
+}
+
+function closeInfo(frame: Frame): CloseInfo {
+  return { code: frame.code, reason: frame.payload.toString('utf8') };
+}
+
+function emptySummary(): SideSummary {
+  return { closeReceived: undefined, closeSent: undefined, frames: 0, bytes: 0, aborted: false };
+}
+
+let lastId = 0;
+
+/**
+ * The connection behind a `WebSocketProxy`: its two {@link Side}s, its directions and its state
+ * machine. The proxy runs the handshakes and hands the sockets over with {@link Lifecycle.attach}.
+ */
+export class Lifecycle implements SideOwner {
+  private client: Side | undefined;
+  private upstream: Side | undefined;
+  private phase: Phase = 'connecting';
+  private closedBy: ProxyRole | 'proxy' | undefined;
+  private error: WebSocketProxyError | undefined;
+  private settle: ((summary: ProxySummary) => void) | undefined;
+  private lastActivity = 0;
+  /** When the `closing` phase began (ms since the epoch). */
+  private closingSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = Infinity;
+
+  /** A new connection id, unique in this process. */
+  static nextId(): string {
+    return String(++lastId);
+  }
+
+  /**
+   * @param id - the connection's id (see {@link Lifecycle.nextId})
+   * @param proxy - the public object, handed to `onFrame` and to stages
+   * @param options - the proxy's resolved options
+   * @param stages - each direction's user stages, already claimed for this proxy
+   */
+  constructor(
+    readonly id: string,
+    private readonly proxy: WebSocketProxy,
+    private readonly options: ResolvedProxyOptions<WebSocketProxy>,
+    private readonly stages: Readonly<Record<ProxyRole, readonly Stage[]>>,
+  ) {}
+
+  /**
+   * Takes over a side's socket once its handshake completed.
+   *
+   * @param role - which side
+   * @param socket - its socket
+   * @param head - bytes read past the handshake
+   * @returns the side
+   */
+  attach(role: ProxyRole, socket: Duplex, head: Buffer): Side {
+    const options = this.options;
+    const isClient = role === 'client';
+    const maxFrameSize = Math.floor(isClient ? options.clientMaxFrameSize : options.upstreamMaxFrameSize);
+    // Frames to this side come from the other side's stages and onFrame.
+    const incoming = this.stages[isClient ? 'upstream' : 'client'];
+    const side = new Side(role, socket, head, {
+      maxFrameSize,
+      maxMessageSize: options.aggregateFragments ? maxFrameSize : undefined,
+      maxFragments: Math.floor(isClient ? options.clientMaxFragments : options.upstreamMaxFragments),
+      validateUtf8: options.validateUtf8,
+      userCode: options.onFrame !== undefined || incoming.length > 0,
+      closeTimeout: options.lingeringTimeout,
+      sendTimeout: options.sendTimeout,
+      maxSendQueueSize: options.maxSendQueueSize,
+    }, this);
+    if (isClient) this.client = side;
+    else this.upstream = side;
+    return side;
+  }
+
+  /** A side, once attached. */
+  side(role: ProxyRole): Side | undefined {
+    return role === 'client' ? this.client : this.upstream;
+  }
+
+  /** Whether `execute()` ran. */
+  get running(): boolean {
+    return this.phase !== 'connecting';
+  }
+
+  /**
+   * Runs both directions until both sockets closed.
+   *
+   * @returns the summary; it never rejects
+   */
+  run(): Promise<ProxySummary> {
+    const client = this.client!;
+    const upstream = this.upstream!;
+    const done = new Promise<ProxySummary>((resolve) => {
+      this.settle = resolve;
+    });
+    this.phase = 'open';
+    this.lastActivity = Date.now();
+    for (const side of [client, upstream]) side.lastFrameAt = side.recvMark = this.lastActivity;
+    this.startDirection(client, upstream);
+    this.startDirection(upstream, client);
+    // A side closed (or ended) before execute(): its frames are read now, then it is seen as gone.
+    for (const side of [client, upstream]) {
+      if (side.socketClosed && !side.readable.closeReceived && !side.ending) this.lost(side, 'connection closed before execute()');
+    }
+    // A close() before execute() put the connection in its closing state already.
+    if (client.state !== 'open' || upstream.state !== 'open') this.enterClosing();
+    this.armTimer();
+    this.checkDone();
+    this.checkComplete();
+    return done;
+  }
+
+  /**
+   * `close()`: sends each side a close frame (once), after the frame `onFrame` is returning, if any.
+   *
+   * @param codes - per side, the code and reason
+   */
+  close(codes: Readonly<Record<ProxyRole, [number, string]>>): void {
+    if (this.phase === 'done') return;
+    // Checked first: a close frame the writer refuses would fail that side's writer for good.
+    wirePayload({ type: 'close', fin: true, rsv1: false, payload: Buffer.from(codes.client[1]), code: codes.client[0] });
+    wirePayload({ type: 'close', fin: true, rsv1: false, payload: Buffer.from(codes.upstream[1]), code: codes.upstream[0] });
+    this.closedBy ??= 'proxy';
+    for (const side of [this.client, this.upstream]) {
+      if (side === undefined) continue;
+      const [code, reason] = codes[side.role];
+      const send = (): void => {
+        side.outbox.sendClose(code, reason);
+        if (!this.running) this.abandon(side);
+      };
+      if (side.forwarder !== undefined) side.forwarder.afterCurrent(send);
+      else send();
+    }
+  }
+
+  /**
+   * Before `execute()`: the proxy gives up on a side (the other handshake failed, or `close()`): its
+   * writer ends after whatever was sent, and its socket is cut off if it does not close in time.
+   *
+   * @param side - the side
+   */
+  abandon(side: Side): void {
+    side.end(false);
+    side.endedAt = Date.now();
+    this.armTimer();
+  }
+
+  /** The summary so far. */
+  summary(): ProxySummary {
+    return {
+      closedBy: this.closedBy,
+      error: this.error,
+      client: this.client?.summary ?? emptySummary(),
+      upstream: this.upstream?.summary ?? emptySummary(),
+    };
+  }
+
+  // ---- events from the sides (SideOwner) ----
+
+  /** @internal */
+  onCloseFrameRead(side: Side, frame: Frame): void {
+    side.summary.closeReceived ??= closeInfo(frame);
+    if (side.state === 'open') side.state = 'closeReceived';
+    else if (side.state === 'closeSent') side.state = 'closed';
+    if (!this.running || this.phase === 'ending' || this.phase === 'done') return;
+    this.closedBy ??= side.role;
+    this.enterClosing();
+    this.checkDone();
+  }
+
+  /** @internal */
+  onCloseSent(side: Side, frame: Frame): void {
+    side.summary.closeSent = closeInfo(frame);
+    // Its reply is awaited from now on: lingeringTimeout counts from here, and from each frame.
+    side.lastFrameAt = Date.now();
+    if (side.state === 'open') side.state = 'closeSent';
+    else if (side.state === 'closeReceived') side.state = 'closed';
+    this.debug(`${side.role} closing: code: ${frame.code} reason: ${JSON.stringify(frame.payload.toString())}`);
+    if (!this.running || this.phase === 'ending' || this.phase === 'done') return;
+    this.enterClosing();
+    this.checkDone();
+  }
+
+  /** @internal */
+  onSendFailure(side: Side, error: Error): void {
+    if (!this.running || side.ending || this.phase === 'ending' || this.phase === 'done') return;
+    if (side.state === 'closed' || side.readable.closeReceived) {
+      // It closed its end after its close frame: nothing more was owed to it.
+      side.state = 'closed';
+      this.checkDone();
+      return;
+    }
+    this.lost(side, error.message, error);
+  }
+
+  /** @internal */
+  onSocketClose(side: Side): void {
+    side.endedAt = 0;
+    if (this.phase === 'done') return;
+    if (!this.running) {
+      this.armTimer();
+      return;
+    }
+    if (this.phase !== 'ending' && side.state !== 'closed') {
+      if (side.readable.closeReceived) {
+        // Its close frame came first: the connection is closed on its side, not lost.
+        side.state = 'closed';
+        this.checkDone();
+      } else if (!side.ending) {
+        this.lost(side, 'connection lost');
+      }
+    }
+    this.checkComplete();
+  }
+
+  // ---- directions ----
+
+  private startDirection(from: Side, to: Side): void {
+    const options = this.options;
+    const onFrame = options.onFrame;
+    const proxy = this.proxy;
+    const forwarder = new Forwarder({
+      from: from.role,
+      to: to.outbox,
+      onFrame: onFrame === undefined ? undefined : (frame) => onFrame(proxy, from.role, frame.type, frame.payload, frame.fin, frame.code),
+      onInput: (frame) => this.onInput(from, frame),
+      onDrop: (frame, forwardedAnyway) => {
+        if (forwardedAnyway) this.options.logger.warn(`${from.role} close frame cannot be dropped; forwarding it unchanged`);
+        else this.debug(`${from.role} dropping ${frame.type} frame after onFrame requested it`);
+      },
+      onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
+    });
+    to.forwarder = forwarder;
+    const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];
+    if (options.aggregateFragments) {
+      // The parser already enforces the message limits, before buffering; aggregate() only assembles.
+      stages.push(aggregate({ maxMessageSize: Infinity, maxFragments: Infinity }) as unknown as NodeJS.ReadWriteStream);
+    }
+    const context: StageContext = { role: from.role, id: this.id, proxy };
+    for (const stage of this.stages[from.role]) {
+      setStageContext(stage, context);
+      guardWrite(stage);
+      stages.push(stage as unknown as NodeJS.ReadWriteStream);
+    }
+    stages.push(forwarder as unknown as NodeJS.ReadWriteStream);
+    // Emitted before pipeline() passes the error on to the reader: see Side.stageError.
+    for (let i = 1; i < stages.length; i++) {
+      (stages[i] as unknown as TaggedStage)[kStageSide] = from;
+      stages[i]!.on('error', stageOnError);
+    }
+    pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
+  }
+
+  private onInput(from: Side, frame: Frame): void {
+    const now = Date.now();
+    this.lastActivity = now;
+    from.lastFrameAt = now;
+    from.recvMark = now;
+    from.summary.frames++;
+    from.summary.bytes += frame.payload.length;
+    if (this.options.debug) this.options.logger.debug(describeFrame(from.role, frame, this.options.aggregateFragments));
+  }
+
+  /** A close frame from `from` reached the end of its direction; returns whether to forward it. */
+  private onCloseAtForwarder(from: Side, to: Side, frame: Frame): boolean {
+    from.closeForwarded = true;
+    const forward = (to.state === 'open' || to.state === 'closeReceived') && !to.ending;
+    if (forward) {
+      this.options.logger.info(`forwarding close with code: ${frame.code}, payload: ${JSON.stringify(frame.payload.toString())}`);
+    } else {
+      this.debug(`${from.role} close frame answers ours; not forwarded`);
+    }
+    return forward;
+  }
+
+  private onDirectionEnd(from: Side, to: Side, err: Error | undefined): void {
+    if (this.phase === 'ending' || this.phase === 'done') return;
+    if (err === undefined) {
+      if (from.readable.closeReceived) this.passOnClose(from, to);
+      else if (from.readable.readableEnded || from.socketClosed) this.lost(from, 'connection closed without a close frame');
+      else this.finish('user', undefined, new WebSocketProxyError('WSP_ERR_STAGE_FAILED', `a ${from.role} stage ended its output early`));
+      return;
+    }
+    if (err === to.outbox.failure) {
+      this.onSendFailure(to, err);
+    } else if (err === from.readError) {
+      if (isWebSocketProxyError(err) && err.closeCode !== 1006) this.finish(err.closeCode === 1009 ? 'limit' : 'protocol', from, err);
+      else this.lost(from, err.message, err);
+    } else if (isWebSocketProxyError(err) && POLICY_CLOSE_CODES.has(err.closeCode)) {
+      this.finish('policy', from, err);
+    } else {
+      this.finish('user', undefined, isWebSocketProxyError(err) ? err : new WebSocketProxyError('WSP_ERR_STAGE_FAILED', err.message, { cause: err }));
+    }
+  }
+
+  /**
+   * `from`'s direction ended after its close frame: if its stages did not pass that close on, it goes
+   * to `to` now, as it was received.
+   */
+  private passOnClose(from: Side, to: Side): void {
+    const frame = from.readable.closeFrame;
+    if (frame !== undefined && !from.closeForwarded && (to.state === 'open' || to.state === 'closeReceived') && !to.ending) {
+      from.closeForwarded = true;
+      this.options.logger.info(`${from.role} close frame was not passed on by the stages; sending it to the ${to.role}`);
+      to.outbox.sendClose(frame.code, frame.payload);
+    }
+    this.checkDone();
+  }
+
+  // ---- endings ----
+
+  /** `side`'s connection is gone without a close handshake: its peer is sent 1001. */
+  private lost(side: Side, why: string, cause?: Error): void {
+    if (this.phase === 'ending' || this.phase === 'done') return;
+    if (side.summary.closeReceived === undefined && !side.summary.aborted) {
+      side.summary.aborted = true;
+      this.options.logger.info(`${side.role} connection lost: ${why}`);
+    }
+    side.state = 'closed';
+    const timedOut = isWebSocketProxyError(cause) && cause.code === 'WSP_ERR_SEND_TIMEOUT';
+    const error = isWebSocketProxyError(cause) && cause.code !== 'WSP_ERR_SOCKET_CLOSED'
+      ? cause
+      : new WebSocketProxyError('WSP_ERR_CONNECTION_LOST', `${side.role}: ${why}`, cause === undefined ? undefined : { cause });
+    this.finish(timedOut ? 'sendTimeout' : 'lost', side, error);
+  }
+
+  /**
+   * Ends the connection one way: sends each side what {@link ENDINGS} says, records the summary's
+   * `closedBy` and `error`, then lingers for the replies or ends both connections at once.
+   *
+   * @param ending - the row of the table
+   * @param source - the side that caused it, if one did
+   * @param cause - the error behind it
+   */
+  private finish(ending: Ending, source: Side | undefined, cause?: WebSocketProxyError): void {
+    if (this.phase === 'ending' || this.phase === 'done') return;
+    const rule = ENDINGS[ending];
+    if (rule.error === 'cause') this.error ??= cause;
+    else if (rule.error !== 'none') this.error ??= new WebSocketProxyError(rule.error);
+    this.closedBy ??= rule.closedBy === 'source' && source !== undefined ? source.role : 'proxy';
+    this.log(ending, source, cause);
+    for (const side of [this.client!, this.upstream!]) {
+      this.reply(side, side === source ? rule.source : rule.peer, cause);
+    }
+    if (rule.graceful) {
+      this.enterClosing();
+      this.checkDone();
+    } else {
+      this.endAll();
+    }
+  }
+
+  private log(ending: Ending, source: Side | undefined, cause: WebSocketProxyError | undefined): void {
+    const logger = this.options.logger;
+    if (ending === 'limit' || ending === 'policy') logger.info(`${source!.role} ${cause!.message}, closing`);
+    else if (ending === 'protocol') logger.error(`${source!.role} protocol error: ${cause!.message}`);
+    else if (ending === 'user') logger.error(`proxy failed: ${(cause!.cause as Error | undefined)?.message ?? cause!.message}`);
+  }
+
+  private reply(side: Side, reply: Reply, cause: WebSocketProxyError | undefined): void {
+    switch (reply) {
+      case 'nothing':
+        return;
+      case 'errorCode':
+        side.outbox.sendClose(cause!.closeCode, cause!.closeCode === 1009 ? 'Payload Too Large' : cause!.message);
+        return;
+      case 1001:
+        side.outbox.sendClose(1001, '');
+        return;
+      case 1011:
+        side.outbox.sendClose(1011, 'Internal Error');
+        return;
+      case 'peerClose': {
+        const peer = side === this.client ? this.upstream! : this.client!;
+        const frame = peer.readable.closeFrame;
+        if (frame !== undefined && !peer.closeForwarded) {
+          peer.closeForwarded = true;
+          side.outbox.sendClose(frame.code, frame.payload);
+        } else {
+          side.outbox.sendClose(1001, '');
+        }
+      }
+    }
+  }
+
+  /** Both sides sent and were sent a close frame: the connections end. */
+  private checkDone(): void {
+    if ((this.phase === 'open' || this.phase === 'closing') && this.client!.state === 'closed' && this.upstream!.state === 'closed') {
+      this.endAll();
+    }
+  }
+
+  private enterClosing(): void {
+    if (this.phase === 'open') {
+      this.phase = 'closing';
+      this.closingSince = Date.now();
+    }
+    this.armTimer();
+  }
+
+  /** Ends both connections, each in the order RFC 6455 section 7.1.1 gives its role. */
+  private endAll(): void {
+    if (this.phase === 'ending' || this.phase === 'done') return;
+    this.phase = 'ending';
+    const now = Date.now();
+    for (const side of [this.client!, this.upstream!]) {
+      side.end(true);
+      if (!side.socketClosed) side.endedAt = now;
+    }
+    this.armTimer();
+    this.checkComplete();
+  }
+
+  private checkComplete(): void {
+    const client = this.client;
+    const upstream = this.upstream;
+    if (!this.running || this.phase === 'done' || !client?.socketClosed || !upstream?.socketClosed) return;
+    this.phase = 'done';
+    this.clearTimer();
+    client.dispose();
+    upstream.dispose();
+    this.debug('proxy finished');
+    this.settle?.(this.summary());
+  }
+
+  // ---- the one timer ----
+
+  /** The next moment something is due: a teardown, a linger limit, the idle limit, a recv log line. */
+  private nextDeadline(): number {
+    const options = this.options;
+    let next = Infinity;
+    for (const side of [this.client, this.upstream]) {
+      if (side === undefined) continue;
+      if (side.endedAt > 0 && !side.socketClosed) next = Math.min(next, side.endedAt + options.lingeringTimeout);
+      if (this.phase === 'closing' && side.state === 'closeSent') {
+        next = Math.min(next, side.lastFrameAt + options.lingeringTimeout);
+      }
+      if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
+        next = Math.min(next, side.recvMark + options.recvTimeout);
+      }
+    }
+    if (this.phase === 'closing') next = Math.min(next, this.closingSince + options.lingeringTime);
+    if (this.phase === 'open' && options.idleTimeout !== undefined) next = Math.min(next, this.lastActivity + options.idleTimeout);
+    return next;
+  }
+
+  /**
+   * Arms the one timer for the next deadline. Frames only move timestamps: a timer that fires early
+   * finds nothing due and is armed again for the moved deadline.
+   */
+  private armTimer(): void {
+    if (this.phase === 'done') return;
+    const now = Date.now();
+    this.clampTimestamps(now);
+    const next = this.nextDeadline();
+    if (this.timer !== undefined && this.timerDue <= next && next !== Infinity) return;
+    this.clearTimer();
+    if (next === Infinity) return;
+    this.timerDue = next;
+    this.timer = setTimeout(timerFired, Math.max(0, next - now), this);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Infinity;
+  }
+
+  /** @internal The timer fired: does what is due, then arms it for the next deadline. */
+  onTimer(): void {
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    const now = Date.now();
+    const options = this.options;
+    this.clampTimestamps(now);
+    for (const side of [this.client, this.upstream]) {
+      if (side !== undefined && side.endedAt > 0 && !side.socketClosed && now >= side.endedAt + options.lingeringTimeout) {
+        // A peer that does not close its end in time is cut off.
+        side.endedAt = 0;
+        side.socket.destroy();
+      }
+    }
+    if (this.phase === 'closing') {
+      if (now >= this.closingSince + options.lingeringTime) {
+        this.lingerExpired(`linger expired: no close reply in ${options.lingeringTime} ms`);
+      } else if ([this.client!, this.upstream!].some((side) => side.state === 'closeSent' && now >= side.lastFrameAt + options.lingeringTimeout)) {
+        this.lingerExpired(`linger timeout: no frame in ${options.lingeringTimeout} ms while waiting for a close reply`);
+      }
+    }
+    if (this.phase === 'open' && options.idleTimeout !== undefined && now - this.lastActivity >= options.idleTimeout) {
+      this.options.logger.info(`no frame for ${options.idleTimeout} ms, closing both sides`);
+      this.finish('idle', undefined);
+    }
+    if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
+      for (const side of [this.client!, this.upstream!]) {
+        if (!side.ending && now - side.recvMark >= options.recvTimeout) {
+          // The seed's meaning: a line in the log, never a close.
+          this.options.logger.info(`timeout receiving frame from ${side.role}, reopening`);
+          side.recvMark = now;
+        }
+      }
+    }
+    this.armTimer();
+  }
+
+  /**
+   * A wall clock set back leaves timestamps in the future, which would push their deadlines away
+   * by as much: they are taken as now.
+   */
+  private clampTimestamps(now: number): void {
+    if (this.lastActivity > now) this.lastActivity = now;
+    if (this.closingSince > now) this.closingSince = now;
+    for (const side of [this.client, this.upstream]) {
+      if (side === undefined) continue;
+      if (side.lastFrameAt > now) side.lastFrameAt = now;
+      if (side.recvMark > now) side.recvMark = now;
+      if (side.endedAt > now) side.endedAt = now;
+    }
+  }
+
+  private lingerExpired(why: string): void {
+    this.options.logger.info(why);
+    this.finish('linger', undefined);
+  }
+
+  private debug(message: string): void {
+    if (this.options.debug) this.options.logger.debug(message);
+  }
+}
+
+function timerFired(lifecycle: Lifecycle): void {
+  lifecycle.onTimer();
+}
+
+function stageOnError(this: TaggedStage, err: Error): void {
+  const side = this[kStageSide];
+  side.stageError ??= err;
+}
+
+/**
+ * A stage's `write()` that turns a synchronous throw (from a user's `transform()`, which Node's
+ * Transform calls without a guard) into the stage's error instead of an exception out of the
+ * previous stage's `push()`, which would crash the process.
+ */
+function guardedWrite(this: Stage & TaggedStage, ...args: unknown[]): boolean {
+  try {
+    return this[kOriginalWrite]!.apply(this, args);
+  } catch (err) {
+    this.destroy(toError(err));
+    return false;
+  }
+}
+
+function guardWrite(stage: Stage): void {
+  // Our own stages already turn throws into errors.
+  if (stage instanceof FrameStage || stage instanceof AggregateTransform) return;
+  const tagged = stage as unknown as TaggedStage & { write: (...args: unknown[]) => boolean };
+  if (tagged[kOriginalWrite] !== undefined) return;
+  tagged[kOriginalWrite] = tagged.write;
+  tagged.write = guardedWrite;
+}

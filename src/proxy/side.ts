@@ -1,0 +1,206 @@
+/**
+ * One side of a proxied connection: its socket, its reader and writer, its Outbox, and its place in
+ * the close handshake, as one state.
+ *
+ * @packageDocumentation
+ */
+import type { Duplex } from 'node:stream';
+import type { Frame } from '../frame.js';
+import { FrameReadable } from '../streams/frame-readable.js';
+import { FrameWritable } from '../streams/frame-writable.js';
+import { type Forwarder, Outbox, type OutboxHooks } from './forwarder.js';
+import type { ProxyRole } from './options.js';
+
+/** A close frame seen on the wire: its code (undefined for an empty close) and reason. */
+export interface CloseInfo {
+  code: number | undefined;
+  reason: string;
+}
+
+/** What happened on one side of a proxied connection. */
+export interface SideSummary {
+  /** The close frame this side sent, if it sent one. */
+  closeReceived: CloseInfo | undefined;
+  /** The close frame the proxy sent to this side, if it sent one. */
+  closeSent: CloseInfo | undefined;
+  /** Frames received from this side (whole messages when aggregating), as they reached `onFrame`. */
+  frames: number;
+  /** Payload bytes of those frames. */
+  bytes: number;
+  /** Whether the connection to this side ended without a close handshake (TCP loss, send timeout). */
+  aborted: boolean;
+}
+
+/**
+ * Where a side stands in the close handshake (RFC 6455 section 7):
+ *
+ * - `open`: no close frame either way;
+ * - `closeSent`: the proxy sent it a close frame and waits for its reply;
+ * - `closeReceived`: it sent a close frame, which has not been answered yet;
+ * - `closed`: both close frames went, or the connection is gone: nothing more is exchanged.
+ */
+export type SideState = 'open' | 'closeSent' | 'closeReceived' | 'closed';
+
+/** What a side reports to the connection it belongs to (the lifecycle). */
+export interface SideOwner {
+  /** The side's reader read its close frame (before any stage saw it). */
+  onCloseFrameRead(side: Side, frame: Frame): void;
+  /** The side's socket closed. */
+  onSocketClose(side: Side): void;
+  /** A close frame was handed to the side's writer. */
+  onCloseSent(side: Side, frame: Frame): void;
+  /** The side stopped taking bytes (socket gone, `sendTimeout`). */
+  onSendFailure(side: Side, error: Error): void;
+}
+
+/** Settings of a side, from the proxy's options. */
+export interface SideSettings {
+  maxFrameSize: number;
+  maxMessageSize: number | undefined;
+  maxFragments: number;
+  validateUtf8: boolean;
+  /** Whether frames reaching the Outbox may have been made or changed by user code. */
+  userCode: boolean;
+  closeTimeout: number;
+  sendTimeout: number | undefined;
+  maxSendQueueSize: number;
+}
+
+const kSide = Symbol('side');
+
+interface Tagged {
+  [kSide]: Side;
+}
+
+/**
+ * One side of a proxied connection. Its listeners are module-level functions that find the side
+ * through a symbol (as ws's `socketOnData` does): an idle connection costs no closures.
+ */
+export class Side implements OutboxHooks {
+  /** Where the side stands in the close handshake. */
+  state: SideState = 'open';
+  /** Whether its socket has closed. */
+  socketClosed = false;
+  readonly readable: FrameReadable;
+  readonly writable: FrameWritable;
+  readonly outbox: Outbox;
+  readonly summary: SideSummary = { closeReceived: undefined, closeSent: undefined, frames: 0, bytes: 0, aborted: false };
+  /** The forwarder writing to this side, once the directions run. */
+  forwarder: Forwarder | undefined;
+  /** The error the side's reader failed with on its own. */
+  readError: Error | undefined;
+  /**
+   * The error a later stage of this side's direction failed with first; pipeline() then destroys the
+   * reader with it too, which is not the reader's failure.
+   */
+  stageError: Error | undefined;
+  /** Whether this side's close frame was passed on to its peer (forwarded, or sent for it). */
+  closeForwarded = false;
+  /**
+   * When the last frame from this side reached the proxy's last stage, or the proxy's close frame
+   * went to it (ms since the epoch): what `lingeringTimeout` counts from.
+   */
+  lastFrameAt = 0;
+  /** Since when `recvTimeout` counts for this side (its last frame, or its last log line). */
+  recvMark = 0;
+  /** When the proxy ended its writer while the socket was open (ms since the epoch), or 0. */
+  endedAt = 0;
+
+  /**
+   * @param role - which side
+   * @param socket - its socket, after the handshake
+   * @param head - bytes read past the handshake
+   * @param settings - limits and timeouts
+   * @param owner - the connection the side reports to
+   */
+  constructor(
+    readonly role: ProxyRole,
+    readonly socket: Duplex,
+    head: Buffer,
+    settings: SideSettings,
+    readonly owner: SideOwner,
+  ) {
+    const wireRole = role === 'client' ? 'server' : 'client';
+    this.readable = new FrameReadable(socket, {
+      role: wireRole,
+      head,
+      maxFrameSize: settings.maxFrameSize,
+      maxMessageSize: settings.maxMessageSize,
+      maxFragments: settings.maxFragments,
+      validateUtf8: settings.validateUtf8,
+    });
+    this.writable = new FrameWritable(socket, { role: wireRole, closeTimeout: settings.closeTimeout });
+    this.outbox = new Outbox(role, this.writable, settings.sendTimeout, this, {
+      checkText: settings.userCode && settings.validateUtf8,
+      maxQueuedBytes: settings.maxSendQueueSize,
+    });
+    (this.readable as unknown as Tagged)[kSide] = this;
+    (this.writable as unknown as Tagged)[kSide] = this;
+    (socket as unknown as Tagged)[kSide] = this;
+    this.readable.on('error', readableOnError);
+    this.readable.on('closeFrame', readableOnCloseFrame);
+    this.writable.on('error', writableOnError);
+    socket.once('close', socketOnClose);
+  }
+
+  /** Whether the proxy stopped writing to this side (its writer ended). */
+  get ending(): boolean {
+    return this.outbox.disposed;
+  }
+
+  /** @internal Outbox hook. */
+  onCloseSent(_role: ProxyRole, frame: Frame): void {
+    this.owner.onCloseSent(this, frame);
+  }
+
+  /** @internal Outbox hook. */
+  onFailure(_role: ProxyRole, error: Error): void {
+    this.owner.onSendFailure(this, error);
+  }
+
+  /**
+   * The proxy is done writing to this side: its Outbox stops, its writer ends (a close frame already
+   * went, or the connection is being failed), and, when nothing reads this side any more, its bytes
+   * flow away so that its TCP close is seen.
+   *
+   * @param reading - whether a pipeline still reads this side's frames
+   */
+  end(reading: boolean): void {
+    if (this.outbox.disposed) return;
+    this.outbox.dispose();
+    if (!this.writable.destroyed && !this.writable.writableEnded) this.writable.end();
+    if (!reading) this.readable.resume();
+    else if (this.readable.destroyed) this.socket.resume();
+  }
+
+  /** Releases everything once the socket closed. */
+  dispose(): void {
+    this.outbox.dispose();
+    this.readable.destroy();
+    this.forwarder?.destroy();
+    if (!this.writable.destroyed) this.writable.destroy();
+  }
+}
+
+/** Tells the reader's own failures from those pipeline() passes back to it (see `stageError`). */
+function readableOnError(this: Tagged, err: Error): void {
+  const side = this[kSide];
+  if (err !== side.stageError) {
+    side.readError ??= err;
+  }
+}
+
+function readableOnCloseFrame(this: Tagged, frame: Frame): void {
+  const side = this[kSide];
+  side.owner.onCloseFrameRead(side, frame);
+}
+
+function writableOnError(): void {
+  // The Outbox reports a side that takes no more bytes (onSendFailure); nothing else to do here.
+}
+
+function socketOnClose(this: Tagged): void {
+  const side = this[kSide];
+  side.socketClosed = true;
+  side.owner.onSocketClose(side);
+}
