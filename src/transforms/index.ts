@@ -1,7 +1,27 @@
 /**
  * Reusable stream stages for a direction's pipeline (object-mode `Transform`s of `Frame`),
- * importable as `ws-frame-proxy/transforms`.
+ * importable as `ws-frame-proxy/transforms`, and the contract between a proxy and its stages.
  *
  * @packageDocumentation
  */
-export { aggregate, AggregateTransform, type AggregateOptions, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE } from './aggregate.js';
+export { aggregate, AggregateTransform, type AggregateOptions, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, MessageAssembler } from './aggregate.js';
+export {
+  FrameStage,
+  MessageStage,
+  STANDALONE_CONTEXT,
+  kStageContext,
+  setStageContext,
+  type ContextualStage,
+  type MessageStageOptions,
+  type Stage,
+  type StageContext,
+  type StageOptions,
+  type StageOutput,
+} from './stage.js';
+export { map, mapJson, mapText, type ControlOption, type MapFn, type MapJsonFn, type MapOptions, type MapTextFn } from './map.js';
+export { filter, type FilterFn, type FilterOptions } from './filter.js';
+export { tap, type TapFn, type TapOptions } from './tap.js';
+export { compose } from './compose.js';
+export { fragment, type FragmentOptions } from './fragment.js';
+export { log, LogStage, type FrameLogger, type FrameLogMethod, type FrameLogRecord, type LogLevel, type LogOptions } from './log.js';
+export { metrics, MetricsStage, DEFAULT_METRICS_PREFIX, MESSAGE_SIZE_BUCKETS, type MetricsOptions, type MetricsRegistry } from './metrics.js';
