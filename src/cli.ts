@@ -109,7 +109,7 @@ async function main(): Promise<void> {
         return proxy.execute();
       })
       .then(
-        (summary) => logger.info(`${peer} closed: ${JSON.stringify(summary)}`),
+        (summary) => logger.info(`${peer} closed: ${JSON.stringify({ ...summary, error: summary.error && { code: summary.error.code, message: summary.error.message } })}`),
         (err: Error) => logger.error(`${peer} ${err.message}`),
       )
       .finally(() => live.delete(proxy));

@@ -71,6 +71,7 @@ export {
   acceptClient,
   validateClientRequest,
   writeHttpResponse,
+  RESPONSE_FLUSH_TIMEOUT,
   type AcceptClientOptions,
   type AcceptedClient,
   type ClientRequestCheck,

@@ -18,10 +18,10 @@ export {
   type StageOptions,
   type StageOutput,
 } from './stage.js';
-export { map, mapJson, mapText, type ControlOption, type MapFn, type MapJsonFn, type MapOptions, type MapTextFn } from './map.js';
-export { filter, type FilterFn, type FilterOptions } from './filter.js';
-export { tap, type TapFn, type TapOptions } from './tap.js';
-export { compose } from './compose.js';
-export { fragment, type FragmentOptions } from './fragment.js';
+export { map, mapJson, mapText, MapStage, MapJsonStage, MapTextStage, type ControlOption, type MapFn, type MapJsonFn, type MapOptions, type MapTextFn } from './map.js';
+export { filter, FilterStage, type FilterFn, type FilterOptions } from './filter.js';
+export { tap, TapStage, type TapFn, type TapOptions } from './tap.js';
+export { compose, ComposedStage } from './compose.js';
+export { fragment, FragmentStage, type FragmentOptions } from './fragment.js';
 export { log, LogStage, type FrameLogger, type FrameLogMethod, type FrameLogRecord, type LogLevel, type LogOptions } from './log.js';
 export { metrics, MetricsStage, DEFAULT_METRICS_PREFIX, MESSAGE_SIZE_BUCKETS, type MetricsOptions, type MetricsRegistry } from './metrics.js';
