@@ -34,6 +34,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { hasNativeMask } from '../src/protocol/mask.js';
 import type { ProxyOptions } from '../src/proxy/options.js';
 import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
+import { intReader } from './args.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared between the two processes.
@@ -316,14 +317,7 @@ function parseOptions(): Options {
     console.log(HELP);
     process.exit(0);
   }
-  const int = (name: string, value: string | undefined, min: number): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) {
-      console.error(`--${name} must be an integer >= ${min}\n${HELP}`);
-      process.exit(1);
-    }
-    return n;
-  };
+  const int = intReader(HELP);
   return {
     rounds: int('rounds', values.rounds, 0),
     durationMs: int('duration', values.duration, 100),

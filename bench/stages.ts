@@ -42,6 +42,7 @@ import { redact } from '../src/transforms/redact.js';
 import { sizeLimit } from '../src/transforms/size-limit.js';
 import { tap } from '../src/transforms/tap.js';
 import { validateJson } from '../src/transforms/validate-json.js';
+import { intReader } from './args.js';
 
 const HOST = '127.0.0.1';
 
@@ -81,14 +82,7 @@ function parseOptions(): Options {
     console.log(HELP);
     process.exit(0);
   }
-  const int = (name: string, value: string | undefined, min: number): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) {
-      console.error(`--${name} must be an integer >= ${min}\n${HELP}`);
-      process.exit(1);
-    }
-    return n;
-  };
+  const int = intReader(HELP);
   return {
     rounds: int('rounds', values.rounds, 1),
     small: int('small', values.small, 1),

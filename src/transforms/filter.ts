@@ -4,8 +4,8 @@
  * @packageDocumentation
  */
 import { type Frame, isControlType } from '../frame.js';
-import { type ControlOption, afterValue, checkControlOption } from './map.js';
-import { FrameStage, type StageContext, type StageOptions, checkFunction, checkOptionsObject } from './stage.js';
+import { type ControlOption, FunctionStage, afterValue } from './map.js';
+import type { StageContext, StageOptions } from './stage.js';
 
 /**
  * The predicate of {@link filter}: truthy to keep the frame (and, for the first frame of a
@@ -20,24 +20,9 @@ export interface FilterOptions extends StageOptions, ControlOption {}
 /**
  * The transform behind {@link filter}; use the factory.
  */
-export class FilterStage extends FrameStage {
-  private readonly fn: FilterFn;
-  private readonly control: boolean;
+export class FilterStage extends FunctionStage<FilterFn> {
   /** The decision on the open fragmented message (undefined when none is open). */
   private messageKept: boolean | undefined;
-
-  /**
-   * @param fn - see {@link FilterFn}
-   * @param options - see {@link FilterOptions}
-   */
-  constructor(fn: FilterFn, options: FilterOptions = {}) {
-    checkFunction('fn', fn);
-    checkOptionsObject(options);
-    const control = checkControlOption(options);
-    super(options);
-    this.fn = fn;
-    this.control = control;
-  }
 
   /** @internal */
   protected handle(frame: Frame): Frame | null | Promise<Frame | null> {

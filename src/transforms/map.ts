@@ -54,17 +54,23 @@ function isFrame(value: unknown): value is Frame {
 }
 
 /**
- * The transform behind {@link map}; use the factory.
+ * The base of the stages that call a user function per frame (`map`, `filter`, `tap`): it checks
+ * `fn` and the `control` option, and keeps them.
+ *
+ * @typeParam F - the function's type
  */
-export class MapStage extends FrameStage {
-  private readonly fn: MapFn;
-  private readonly control: boolean;
+export abstract class FunctionStage<F> extends FrameStage {
+  /** The user's function. */
+  protected readonly fn: F;
+  /** Whether control frames go through `fn` too (see {@link ControlOption}). */
+  protected readonly control: boolean;
 
   /**
-   * @param fn - see {@link MapFn}
-   * @param options - see {@link MapOptions}
+   * @param fn - the user's function
+   * @param options - the stage options and `control`
+   * @throws TypeError for a `fn` that is not a function or an option out of range
    */
-  constructor(fn: MapFn, options: MapOptions = {}) {
+  constructor(fn: F, options: StageOptions & ControlOption = {}) {
     checkFunction('fn', fn);
     checkOptionsObject(options);
     const control = checkControlOption(options);
@@ -72,7 +78,12 @@ export class MapStage extends FrameStage {
     this.fn = fn;
     this.control = control;
   }
+}
 
+/**
+ * The transform behind {@link map}; use the factory.
+ */
+export class MapStage extends FunctionStage<MapFn> {
   /** @internal */
   protected handle(frame: Frame): Frame | PromiseLike<Frame | null> | null {
     if (isControlType(frame.type) && !this.control) return frame;

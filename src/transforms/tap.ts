@@ -4,8 +4,8 @@
  * @packageDocumentation
  */
 import { type Frame, isControlType } from '../frame.js';
-import { type ControlOption, afterValue, checkControlOption } from './map.js';
-import { FrameStage, type StageContext, type StageOptions, checkFunction, checkOptionsObject } from './stage.js';
+import { type ControlOption, FunctionStage, afterValue } from './map.js';
+import type { StageContext, StageOptions } from './stage.js';
 
 /**
  * The function of {@link tap}; what it returns is ignored, but a promise is waited for. `frame` and
@@ -20,23 +20,7 @@ export interface TapOptions extends StageOptions, ControlOption {}
 /**
  * The transform behind {@link tap}; use the factory.
  */
-export class TapStage extends FrameStage {
-  private readonly fn: TapFn;
-  private readonly control: boolean;
-
-  /**
-   * @param fn - see {@link TapFn}
-   * @param options - see {@link TapOptions}
-   */
-  constructor(fn: TapFn, options: TapOptions = {}) {
-    checkFunction('fn', fn);
-    checkOptionsObject(options);
-    const control = checkControlOption(options);
-    super(options);
-    this.fn = fn;
-    this.control = control;
-  }
-
+export class TapStage extends FunctionStage<TapFn> {
   /** @internal */
   protected handle(frame: Frame): Frame | Promise<Frame> {
     if (isControlType(frame.type) && !this.control) return frame;
