@@ -25,3 +25,15 @@ export { compose, ComposedStage } from './compose.js';
 export { fragment, FragmentStage, type FragmentOptions } from './fragment.js';
 export { log, LogStage, type FrameLogger, type FrameLogMethod, type FrameLogRecord, type LogLevel, type LogOptions } from './log.js';
 export { metrics, MetricsStage, DEFAULT_METRICS_PREFIX, MESSAGE_SIZE_BUCKETS, type MetricsOptions, type MetricsRegistry } from './metrics.js';
+export { redact, RedactStage, DEFAULT_REDACTION, type RedactOptions } from './redact.js';
+export {
+  validateJson,
+  ValidateJsonStage,
+  type ValidateJsonOptions,
+  type JsonSchema,
+  type JsonSchemaCompiler,
+  type JsonSchemaError,
+  type JsonValidateFunction,
+} from './validate-json.js';
+export { sizeLimit, SizeLimitStage, type SizeLimitOptions } from './size-limit.js';
+export { rateLimit, RateLimitStage, type RateLimitOptions } from './rate-limit.js';
