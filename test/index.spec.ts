@@ -22,8 +22,12 @@ describe('package entry points', () => {
   });
 
   it('exports the transforms from "ws-frame-proxy/transforms"', async () => {
-    const transforms = (await import('ws-frame-proxy/transforms')) as { aggregate: unknown };
-    expect(transforms.aggregate).to.equal(api.aggregate);
+    const transforms = (await import('ws-frame-proxy/transforms')) as Record<string, unknown>;
+    for (const name of ['aggregate', 'map', 'mapText', 'mapJson', 'filter', 'tap', 'compose', 'fragment', 'redact',
+      'validateJson', 'sizeLimit', 'rateLimit', 'log', 'metrics', 'FrameStage', 'MessageStage', 'kStageContext'] as const) {
+      expect(transforms[name], name).to.be.a(name === 'kStageContext' ? 'symbol' : 'function');
+      expect(transforms[name], name).to.equal(api[name]);
+    }
   });
 
   it('lets a FrameWritable end a pipeline() of either stream library (a compile-time check, run for its types)', () => {

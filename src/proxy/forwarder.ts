@@ -60,6 +60,8 @@ export class Outbox {
   private sendTimer: NodeJS.Timeout | undefined;
   /** Bytes of injected frames not yet handed to the socket. */
   private queuedBytes = 0;
+  /** Whether the writable answered false to an injected frame (its socket is full) since its last 'drain'. */
+  private blocked = false;
   private drainWaiters: (() => void)[] = [];
   private readonly utf8: Utf8Validator | undefined;
   private readonly maxQueuedBytes: number;
@@ -95,7 +97,7 @@ export class Outbox {
    * forwarded fragmented message to end.
    */
   get full(): boolean {
-    return this.held.length > 0 || this.writable.writableNeedDrain || this.waiting !== undefined;
+    return this.blocked || this.held.length > 0 || this.writable.writableNeedDrain || this.waiting !== undefined;
   }
 
   /**
@@ -245,10 +247,12 @@ export class Outbox {
   private writeInjected(frame: Frame): boolean {
     if (frame.type === 'close') return this.write(frame);
     const size = frame.payload.length;
-    return this.writable.write(frame, () => {
+    const ok = this.writable.write(frame, () => {
       this.queuedBytes -= size;
       this.wakeDrainWaiters();
     });
+    if (!ok) this.blocked = true;
+    return ok;
   }
 
   private wakeDrainWaiters(): void {
@@ -271,6 +275,7 @@ export class Outbox {
 
   /** @internal The writable drained. */
   release(): void {
+    this.blocked = false;
     this.clearTimer();
     const waiting = this.waiting;
     this.waiting = undefined;

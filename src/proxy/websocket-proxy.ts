@@ -120,6 +120,11 @@ export class WebSocketProxy {
       this.options.logger.warn(`connection with upstream at "${this.upstreamUrl}" already established`);
       return { protocol: this.upstreamProtocol, headers: this.upstreamHeaders ?? {} };
     }
+    return this.openUpstream(url, options ?? {});
+  }
+
+  /** `connectUpstream()`, with the handshake's own options (an abort signal, for `connect()`). */
+  private async openUpstream(url: string | URL, options: UpstreamOptions): Promise<{ protocol: string | undefined; headers: IncomingHttpHeaders }> {
     const shown = loggableUrl(url);
     this.debug(`connecting to "${shown}" upstream`);
     const connection = await connectUpstream(url, { timeout: this.options.connectTimeout, ...options });
@@ -182,13 +187,38 @@ export class WebSocketProxy {
       // A bad request is answered (400 / 426) before any upstream is bothered with it.
       if (this.lifecycle.side('client') === undefined && !validateClientRequest(req).ok) await this.connectClient(req, socket, head);
       const forwarded = forwardedHeaders(req);
-      const upstreamOptions: ConnectOptions = { ...options, headers: { ...forwarded.headers, ...options?.headers } };
+      // While the upstream is being connected nothing listens on the client's socket (Node's http
+      // server let go of it at the upgrade): a reset must not become an uncaught 'error', and a
+      // client that leaves ends the wait for its upstream.
+      if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+      const abort = new AbortController();
+      const clientGone = (): void => abort.abort(new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', 'the client closed the connection'));
+      socket.once('close', clientGone);
+      socket.once('end', clientGone);
+      // A paused socket would not notice the client's reset or FIN: it is read meanwhile, and what a
+      // client sends too early (it should wait for the 101) is kept, up to MAX_EARLY_BYTES.
+      const early: Buffer[] = [];
+      let earlyBytes = 0;
+      const keepEarly = (chunk: Buffer): void => {
+        early.push(chunk);
+        earlyBytes += chunk.length;
+        if (earlyBytes >= MAX_EARLY_BYTES) socket.pause();
+      };
+      socket.on('data', keepEarly);
+      socket.resume();
+      const upstreamOptions: UpstreamOptions = { ...options, headers: { ...forwarded.headers, ...options?.headers }, signal: abort.signal };
       if (options?.protocols === undefined && forwarded.protocols.length > 0) upstreamOptions.protocols = forwarded.protocols;
       try {
-        await this.connectUpstream(url, upstreamOptions);
+        await this.openUpstream(url, upstreamOptions);
       } catch (err) {
         answerUpstreamFailure(socket, err);
         throw err;
+      } finally {
+        socket.off('close', clientGone);
+        socket.off('end', clientGone);
+        socket.off('data', keepEarly);
+        socket.pause();
+        if (early.length > 0) head = Buffer.concat([head, ...early]);
       }
     }
     try {
@@ -318,6 +348,11 @@ export class WebSocketProxy {
     return stages;
   }
 }
+
+function ignoreError(): void {}
+
+/** Bytes a client may send before its 101 that `connect()` keeps (it stops reading past them). */
+const MAX_EARLY_BYTES = 64 * 1024;
 
 function sideStreams(side: Side | undefined): ProxySide | undefined {
   return side === undefined ? undefined : { readable: side.readable, writable: side.writable };
