@@ -8,14 +8,14 @@
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'readable-stream';
 import { type ErrorCode, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
-import type { Frame } from '../frame.js';
+import { type Frame, closeFrame } from '../frame.js';
 import { wirePayload } from '../protocol/encode.js';
 import { AggregateTransform, aggregate } from '../transforms/aggregate.js';
 import { FrameStage, type Stage, type StageContext, setStageContext, toError } from '../transforms/stage.js';
 import { Forwarder } from './forwarder.js';
 import { describeFrame } from './log.js';
 import type { ProxyRole, ResolvedProxyOptions } from './options.js';
-import { type CloseInfo, Side, type SideOwner, type SideSummary } from './side.js';
+import { type CloseInfo, Side, type SideOwner, type SideSummary, emptySummary } from './side.js';
 import type { WebSocketProxy } from './websocket-proxy.js';
 
 /** What `execute()` resolves with once both connections are closed. */
@@ -111,10 +111,6 @@ interface TaggedStage {
 
 function closeInfo(frame: Frame): CloseInfo {
   return { code: frame.code, reason: frame.payload.toString('utf8') };
-}
-
-function emptySummary(): SideSummary {
-  return { closeReceived: undefined, closeSent: undefined, frames: 0, bytes: 0, aborted: false };
 }
 
 let lastId = 0;
@@ -229,8 +225,8 @@ export class Lifecycle implements SideOwner {
   close(codes: Readonly<Record<ProxyRole, [number, string]>>): void {
     if (this.phase === 'done') return;
     // Checked first: a close frame the writer refuses would fail that side's writer for good.
-    wirePayload({ type: 'close', fin: true, rsv1: false, payload: Buffer.from(codes.client[1]), code: codes.client[0] });
-    wirePayload({ type: 'close', fin: true, rsv1: false, payload: Buffer.from(codes.upstream[1]), code: codes.upstream[0] });
+    wirePayload(closeFrame(...codes.client));
+    wirePayload(closeFrame(...codes.upstream));
     this.closedBy ??= 'proxy';
     for (const side of [this.client, this.upstream]) {
       if (side === undefined) continue;

@@ -31,6 +31,11 @@ export interface SideSummary {
   aborted: boolean;
 }
 
+/** A side's summary before anything happened on it. */
+export function emptySummary(): SideSummary {
+  return { closeReceived: undefined, closeSent: undefined, frames: 0, bytes: 0, aborted: false };
+}
+
 /**
  * Where a side stands in the close handshake (RFC 6455 section 7):
  *
@@ -84,7 +89,7 @@ export class Side implements OutboxHooks {
   readonly readable: FrameReadable;
   readonly writable: FrameWritable;
   readonly outbox: Outbox;
-  readonly summary: SideSummary = { closeReceived: undefined, closeSent: undefined, frames: 0, bytes: 0, aborted: false };
+  readonly summary: SideSummary = emptySummary();
   /** The forwarder writing to this side, once the directions run. */
   forwarder: Forwarder | undefined;
   /** The error the side's reader failed with on its own. */
