@@ -72,6 +72,10 @@ export const ErrorCodes = {
   WSP_ERR_CLIENT_HANDSHAKE: { closeCode: 1002, message: 'invalid client handshake request' },
   /** A side's connection ended (TCP end, reset) without a close handshake. */
   WSP_ERR_CONNECTION_LOST: { closeCode: 1001, message: 'connection lost' },
+  /** A side sent nothing for `pongTimeout` milliseconds after the proxy's keepalive ping; its connection was cut. */
+  WSP_ERR_KEEPALIVE_TIMEOUT: { closeCode: 1006, message: 'no answer to a keepalive ping' },
+  /** `WebSocketProxy.destroy()` cut both connections without a close handshake (or ended a handshake under way). */
+  WSP_ERR_DESTROYED: { closeCode: 1006, message: 'the proxy was destroyed' },
   /** No frame in either direction for `idleTimeout` milliseconds: both sides were sent 1001. */
   WSP_ERR_IDLE_TIMEOUT: { closeCode: 1001, message: 'idle timeout' },
   /** A close reply did not come within `lingeringTime` (or `lingeringTimeout` between frames). */

@@ -25,6 +25,8 @@ export interface OutboxHooks {
   onCloseSent(role: ProxyRole, frame: Frame): void;
   /** The side stopped accepting bytes (socket gone, or `sendTimeout`). */
   onFailure(role: ProxyRole, error: Error): void;
+  /** A keepalive ping sent with {@link Outbox.ping} was handed to the side's socket. */
+  onPingWritten?(role: ProxyRole): void;
 }
 
 /** Options of an {@link Outbox}. */
@@ -169,6 +171,26 @@ export class Outbox {
     }
     this.writeInjected(frame);
     return !this.full;
+  }
+
+  /**
+   * Sends the proxy's own keepalive ping, in order with the frames before it. A control frame, it
+   * goes at once, also inside a forwarded fragmented message: "Control frames (see Section 5.5) MAY be
+   * injected in the middle of a fragmented message" (RFC 6455 section 5.4). It is the proxy's, not the
+   * user's: `maxQueuedBytes` does not count it. The hooks' `onPingWritten` tells when it reached the
+   * socket.
+   *
+   * @param frame - the ping
+   * @returns false when the side takes no more frames (a close frame went, it failed, or it is done)
+   */
+  ping(frame: Frame): boolean {
+    if (this.failure !== undefined || this.closeSent !== undefined || this.isDisposed) return false;
+    // One callback per ping (every pingInterval at most), none per connection.
+    const ok = this.writable.write(frame, (err) => {
+      if (!err) this.hooks.onPingWritten?.(this.role);
+    });
+    if (!ok) this.blocked = true;
+    return true;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'readable-stream';
-import { type ErrorCode, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
+import { type ErrorCode, HandshakeError, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
 import { type Frame, closeFrame } from '../frame.js';
 import { wirePayload } from '../protocol/encode.js';
 import { AggregateTransform, aggregate } from '../transforms/aggregate.js';
@@ -22,7 +22,8 @@ import type { WebSocketProxy } from './websocket-proxy.js';
 export interface ProxySummary {
   /**
    * Who started the end: the side whose close frame or connection loss came first, or `'proxy'`
-   * (`close()`, a limit, a protocol violation, a stage's policy, an error, a timeout).
+   * (`close()`, `destroy()`, a limit, a protocol violation, a stage's policy, an error, a timeout).
+   * A side given up by keepalive (`WSP_ERR_KEEPALIVE_TIMEOUT`) is the side that closed first.
    */
   closedBy: ProxyRole | 'proxy' | undefined;
   /**
@@ -30,9 +31,10 @@ export interface ProxySummary {
    * (`WSP_ERR_INVALID_UTF8`, `WSP_ERR_FRAME_TOO_LARGE`...), a stage's policy close
    * (`WSP_ERR_VALIDATION_FAILED`...), user code that failed (`WSP_ERR_STAGE_FAILED` with the thrown
    * error as `cause`, or `WSP_ERR_INVALID_FRAME` for a frame that could not be sent), a lost
-   * connection (`WSP_ERR_CONNECTION_LOST`, `WSP_ERR_TRUNCATED_FRAME`, `WSP_ERR_SEND_TIMEOUT`), or a
-   * timeout (`WSP_ERR_IDLE_TIMEOUT`, `WSP_ERR_CLOSE_TIMEOUT`). `undefined` for a clean close (a close
-   * handshake on both sides, also one started by `close()`).
+   * connection (`WSP_ERR_CONNECTION_LOST`, `WSP_ERR_TRUNCATED_FRAME`, `WSP_ERR_SEND_TIMEOUT`,
+   * `WSP_ERR_KEEPALIVE_TIMEOUT`), a timeout (`WSP_ERR_IDLE_TIMEOUT`, `WSP_ERR_CLOSE_TIMEOUT`), or
+   * `destroy()` (`WSP_ERR_DESTROYED`, unless one of the others came first). `undefined` for a clean
+   * close (a close handshake on both sides, also one started by `close()`).
    */
   error: WebSocketProxyError | undefined;
   /** The client side. */
@@ -42,7 +44,7 @@ export interface ProxySummary {
 }
 
 /** The ways a running connection ends: the rows of {@link ENDINGS}. */
-export type Ending = 'clean' | 'limit' | 'protocol' | 'policy' | 'user' | 'lost' | 'sendTimeout' | 'idle' | 'linger';
+export type Ending = 'clean' | 'limit' | 'protocol' | 'policy' | 'user' | 'lost' | 'sendTimeout' | 'idle' | 'linger' | 'destroyed';
 
 /**
  * What a side is sent when the connection ends one way: nothing, the error's own close code, a fixed
@@ -58,6 +60,11 @@ export interface EndingRule {
   readonly peer: Reply;
   /** Whether the close replies are awaited (lingering), or both connections end at once. */
   readonly graceful: boolean;
+  /**
+   * Whether both sockets are destroyed at once instead of ended (no close frame, no TCP close
+   * handshake, no `lingeringTimeout`).
+   */
+  readonly destroy: boolean;
   /** What the summary's `closedBy` says, unless an earlier close already set it. */
   readonly closedBy: 'source' | 'proxy';
   /** The summary's `error`: none, the error that caused it, or this code. */
@@ -71,22 +78,28 @@ export interface EndingRule {
  * - `limit`, `protocol`: a side broke a limit (1009 "Payload Too Large") or the protocol (1002,
  *   1007); `policy`: a stage refused a side's message (the error's 1007, 1008 or 1009).
  * - `user`: `onFrame` or a stage threw, rejected, ended early, or made a frame that cannot be sent.
- * - `lost`, `sendTimeout`: a side's connection went without a close handshake, or took no bytes for
+ * - `lost`, `sendTimeout`: a side's connection went without a close handshake, or it sent nothing
+ *   for `pongTimeout` after a keepalive ping (its socket is then destroyed), or it took no bytes for
  *   `sendTimeout`.
  * - `idle`: no frame for `idleTimeout`; `linger`: a close reply did not come in time (or a stage held
  *   a close frame back past `lingeringTime`).
+ * - `destroyed`: `destroy()`: both sockets are destroyed at once.
  */
 export const ENDINGS: Readonly<Record<Ending, EndingRule>> = {
-  clean: { source: 'nothing', peer: 'nothing', graceful: true, closedBy: 'source', error: 'none' },
-  limit: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
-  protocol: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
-  policy: { source: 'errorCode', peer: 1001, graceful: false, closedBy: 'proxy', error: 'cause' },
-  user: { source: 1011, peer: 1011, graceful: false, closedBy: 'proxy', error: 'cause' },
-  lost: { source: 'nothing', peer: 1001, graceful: false, closedBy: 'source', error: 'cause' },
-  sendTimeout: { source: 'nothing', peer: 1001, graceful: false, closedBy: 'source', error: 'cause' },
-  idle: { source: 1001, peer: 1001, graceful: true, closedBy: 'proxy', error: 'WSP_ERR_IDLE_TIMEOUT' },
-  linger: { source: 'peerClose', peer: 'peerClose', graceful: false, closedBy: 'proxy', error: 'WSP_ERR_CLOSE_TIMEOUT' },
+  clean: { source: 'nothing', peer: 'nothing', graceful: true, destroy: false, closedBy: 'source', error: 'none' },
+  limit: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
+  protocol: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
+  policy: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
+  user: { source: 1011, peer: 1011, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
+  lost: { source: 'nothing', peer: 1001, graceful: false, destroy: false, closedBy: 'source', error: 'cause' },
+  sendTimeout: { source: 'nothing', peer: 1001, graceful: false, destroy: false, closedBy: 'source', error: 'cause' },
+  idle: { source: 1001, peer: 1001, graceful: true, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_IDLE_TIMEOUT' },
+  linger: { source: 'peerClose', peer: 'peerClose', graceful: false, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_CLOSE_TIMEOUT' },
+  destroyed: { source: 'nothing', peer: 'nothing', graceful: false, destroy: true, closedBy: 'proxy', error: 'WSP_ERR_DESTROYED' },
 };
+
+/** The longest delay `setTimeout` takes; a longer one would fire at once (TimeoutOverflowWarning). */
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /** Close codes a stage's `WebSocketProxyError` may close its sender with ("policy closes"). */
 const POLICY_CLOSE_CODES: ReadonlySet<number> = new Set([1007, 1008, 1009]);
@@ -126,6 +139,10 @@ export class Lifecycle implements SideOwner {
   private closedBy: ProxyRole | 'proxy' | undefined;
   private error: WebSocketProxyError | undefined;
   private settle: ((summary: ProxySummary) => void) | undefined;
+  /** What `execute()` returns, once `run()` or `destroy()` made it. */
+  private finished: Promise<ProxySummary> | undefined;
+  /** Whether `destroy()` was called. */
+  private wasDestroyed = false;
   private lastActivity = 0;
   /** When the `closing` phase began (ms since the epoch). */
   private closingSince = 0;
@@ -157,8 +174,14 @@ export class Lifecycle implements SideOwner {
    * @param socket - its socket
    * @param head - bytes read past the handshake
    * @returns the side
+   * @throws HandshakeError `WSP_ERR_DESTROYED` after `destroy()` (the socket is destroyed)
    */
   attach(role: ProxyRole, socket: Duplex, head: Buffer): Side {
+    if (this.wasDestroyed) {
+      // A handshake that completed after destroy(): the socket goes at once.
+      socket.destroy();
+      throw new HandshakeError('WSP_ERR_DESTROYED', `the ${role} handshake completed after destroy()`);
+    }
     const options = this.options;
     const isClient = role === 'client';
     const maxFrameSize = Math.floor(isClient ? options.clientMaxFrameSize : options.upstreamMaxFrameSize);
@@ -173,6 +196,8 @@ export class Lifecycle implements SideOwner {
       closeTimeout: options.lingeringTimeout,
       sendTimeout: options.sendTimeout,
       maxSendQueueSize: options.maxSendQueueSize,
+      pingInterval: options.pingInterval[role],
+      pongTimeout: options.pongTimeout[role],
     }, this);
     if (isClient) this.client = side;
     else this.upstream = side;
@@ -184,25 +209,32 @@ export class Lifecycle implements SideOwner {
     return role === 'client' ? this.client : this.upstream;
   }
 
-  /** Whether `execute()` ran. */
+  /** Whether `execute()` ran, or `destroy()` ended the connection. */
   get running(): boolean {
     return this.phase !== 'connecting';
   }
 
+  /** Whether `destroy()` was called. */
+  get destroyed(): boolean {
+    return this.wasDestroyed;
+  }
+
   /**
-   * Runs both directions until both sockets closed.
+   * Runs both directions until both sockets closed. After `destroy()`, only the summary is awaited.
    *
    * @returns the summary; it never rejects
    */
   run(): Promise<ProxySummary> {
+    if (this.wasDestroyed) return this.result();
     const client = this.client!;
     const upstream = this.upstream!;
-    const done = new Promise<ProxySummary>((resolve) => {
-      this.settle = resolve;
-    });
+    const done = this.result();
     this.phase = 'open';
     this.lastActivity = Date.now();
-    for (const side of [client, upstream]) side.lastFrameAt = side.recvMark = this.lastActivity;
+    for (const side of [client, upstream]) {
+      side.lastFrameAt = side.recvMark = this.lastActivity;
+      side.keepalive?.start(this.lastActivity);
+    }
     this.startDirection(client, upstream);
     this.startDirection(upstream, client);
     // A side closed (or ended) before execute(): its frames are read now, then it is seen as gone.
@@ -227,6 +259,8 @@ export class Lifecycle implements SideOwner {
     // Checked first: a close frame the writer refuses would fail that side's writer for good.
     wirePayload(closeFrame(...codes.client));
     wirePayload(closeFrame(...codes.upstream));
+    // Once ending (also after destroy()), both writers are done: nothing more can be sent.
+    if (this.phase === 'ending') return;
     this.closedBy ??= 'proxy';
     for (const side of [this.client, this.upstream]) {
       if (side === undefined) continue;
@@ -247,9 +281,44 @@ export class Lifecycle implements SideOwner {
    * @param side - the side
    */
   abandon(side: Side): void {
+    if (this.wasDestroyed) return;
     side.end(false);
     side.endedAt = Date.now();
     this.armTimer();
+  }
+
+  /**
+   * `destroy()`: ends the connection at once, in any phase, with no close frame: both sockets are
+   * destroyed now (the `destroyed` row of {@link ENDINGS}). The summary's `error` becomes
+   * `WSP_ERR_DESTROYED` and `closedBy` `'proxy'` unless they were set already; each side whose close
+   * handshake was not complete is `aborted`. Idempotent.
+   *
+   * @returns whether it ended the connection (false once it was done, or destroyed already)
+   */
+  destroy(): boolean {
+    if (this.wasDestroyed) return false;
+    this.wasDestroyed = true;
+    if (this.phase === 'done') return false;
+    if (this.phase === 'ending') {
+      // Only the TCP close was left; the proxy cuts it, and says so unless an error came first.
+      this.error ??= new WebSocketProxyError('WSP_ERR_DESTROYED', 'while the connections were closing');
+      this.destroySockets();
+    } else {
+      this.finish('destroyed', undefined);
+    }
+    return true;
+  }
+
+  /** The promise `execute()` returns; made once, by `run()` or by `destroy()` before it. */
+  private result(): Promise<ProxySummary> {
+    if (this.finished === undefined) {
+      this.finished = this.phase === 'done'
+        ? Promise.resolve(this.summary())
+        : new Promise<ProxySummary>((resolve) => {
+          this.settle = resolve;
+        });
+    }
+    return this.finished;
   }
 
   /** The summary so far. */
@@ -298,6 +367,11 @@ export class Lifecycle implements SideOwner {
       return;
     }
     this.lost(side, error.message, error);
+  }
+
+  /** @internal */
+  onPingWritten(): void {
+    if (this.phase === 'open') this.armTimer();
   }
 
   /** @internal */
@@ -446,10 +520,12 @@ export class Lifecycle implements SideOwner {
     else if (rule.error !== 'none') this.error ??= new WebSocketProxyError(rule.error);
     this.closedBy ??= rule.closedBy === 'source' && source !== undefined ? source.role : 'proxy';
     this.log(ending, source, cause);
-    for (const side of [this.client!, this.upstream!]) {
-      this.reply(side, side === source ? rule.source : rule.peer, cause);
+    for (const side of [this.client, this.upstream]) {
+      if (side !== undefined) this.reply(side, side === source ? rule.source : rule.peer, cause);
     }
-    if (rule.graceful) {
+    if (rule.destroy) {
+      this.destroySockets();
+    } else if (rule.graceful) {
       this.enterClosing();
       this.checkDone();
     } else {
@@ -518,21 +594,45 @@ export class Lifecycle implements SideOwner {
     this.checkComplete();
   }
 
+  /**
+   * `destroy()`: both sockets go now, with nothing more written; each side whose close handshake was
+   * not complete is marked aborted.
+   */
+  private destroySockets(): void {
+    this.phase = 'ending';
+    for (const side of [this.client, this.upstream]) {
+      if (side === undefined) continue;
+      if (side.state !== 'closed' && !side.socketClosed) side.summary.aborted = true;
+      side.endedAt = 0;
+      side.outbox.dispose();
+      side.socket.destroy();
+    }
+    this.armTimer();
+    this.checkComplete();
+  }
+
   private checkComplete(): void {
     const client = this.client;
     const upstream = this.upstream;
-    if (!this.running || this.phase === 'done' || !client?.socketClosed || !upstream?.socketClosed) return;
+    if (!this.running || this.phase === 'done') return;
+    // Both sides exist once running, except after a destroy() before execute(): a side never
+    // attached has nothing left to close.
+    if ((client === undefined && !this.wasDestroyed) || (client !== undefined && !client.socketClosed)) return;
+    if ((upstream === undefined && !this.wasDestroyed) || (upstream !== undefined && !upstream.socketClosed)) return;
     this.phase = 'done';
     this.clearTimer();
-    client.dispose();
-    upstream.dispose();
+    client?.dispose();
+    upstream?.dispose();
     this.debug('proxy finished');
     this.settle?.(this.summary());
   }
 
   // ---- the one timer ----
 
-  /** The next moment something is due: a teardown, a linger limit, the idle limit, a recv log line. */
+  /**
+   * The next moment something is due: a teardown, a linger limit, the idle limit, a keepalive ping or
+   * the end of the wait for its answer, a recv log line.
+   */
   private nextDeadline(): number {
     const options = this.options;
     let next = Infinity;
@@ -547,7 +647,12 @@ export class Lifecycle implements SideOwner {
       }
     }
     if (this.phase === 'closing') next = Math.min(next, this.closingSince + options.lingeringTime);
-    if (this.phase === 'open' && options.idleTimeout !== undefined) next = Math.min(next, this.lastActivity + options.idleTimeout);
+    if (this.phase === 'open') {
+      if (options.idleTimeout !== undefined) next = Math.min(next, this.lastActivity + options.idleTimeout);
+      for (const side of [this.client!, this.upstream!]) {
+        if (side.keepalive !== undefined) next = Math.min(next, side.keepalive.deadline(side.lastFrameAt));
+      }
+    }
     return next;
   }
 
@@ -564,7 +669,9 @@ export class Lifecycle implements SideOwner {
     this.clearTimer();
     if (next === Infinity) return;
     this.timerDue = next;
-    this.timer = setTimeout(timerFired, Math.max(0, next - now), this);
+    // A deadline further than setTimeout can wait is reached in steps: the timer fires early, finds
+    // nothing due and is armed again.
+    this.timer = setTimeout(timerFired, Math.min(MAX_TIMER_DELAY, Math.max(0, next - now)), this);
   }
 
   private clearTimer(): void {
@@ -598,6 +705,7 @@ export class Lifecycle implements SideOwner {
       this.options.logger.info(`no frame for ${options.idleTimeout} ms, closing both sides`);
       this.finish('idle', undefined);
     }
+    if (this.phase === 'open') this.keepalive(now);
     if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
       for (const side of [this.client!, this.upstream!]) {
         if (!side.ending && now - side.recvMark >= options.recvTimeout) {
@@ -608,6 +716,26 @@ export class Lifecycle implements SideOwner {
       }
     }
     this.armTimer();
+  }
+
+  /** Keepalive, while open: pings the sides that have been silent, gives up on those that stay so. */
+  private keepalive(now: number): void {
+    for (const side of [this.client!, this.upstream!]) {
+      const keepalive = side.keepalive;
+      if (keepalive === undefined || this.phase !== 'open') continue;
+      const action = keepalive.check(now, side.lastFrameAt);
+      if (action === 'ping') {
+        // "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response, unless it
+        // already received a Close frame" (RFC 6455 section 5.5.2): a live side answers.
+        side.outbox.ping(keepalive.ping());
+        this.debug(`${side.role} silent for ${keepalive.interval} ms: keepalive ping`);
+      } else if (action === 'lost') {
+        this.lost(side, `no answer to a keepalive ping in ${keepalive.timeout} ms`,
+          new WebSocketProxyError('WSP_ERR_KEEPALIVE_TIMEOUT', `${side.role}: nothing received for ${keepalive.timeout} ms after a ping`));
+        // Nothing is owed to a side that does not answer: no FIN, no lingering.
+        side.socket.destroy();
+      }
+    }
   }
 
   /**
@@ -622,6 +750,7 @@ export class Lifecycle implements SideOwner {
       if (side.lastFrameAt > now) side.lastFrameAt = now;
       if (side.recvMark > now) side.recvMark = now;
       if (side.endedAt > now) side.endedAt = now;
+      side.keepalive?.clamp(now);
     }
   }
 

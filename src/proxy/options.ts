@@ -128,6 +128,31 @@ export interface ProxyOptions<P = unknown> {
    */
   sendTimeout?: number;
   /**
+   * Keepalive: milliseconds a side may send the proxy nothing (no frame of any kind) before the proxy
+   * sends it a ping of its own, while the connection is open (after `execute()`, before any close
+   * frame). A number applies to both sides; `{ client, upstream }` sets each side (a side left out is
+   * not pinged). The ping goes through the side's send queue, in order with other frames (a control
+   * frame, it may go inside a fragmented message). Its pong is consumed by the proxy as soon as it is
+   * read: no stage, `onFrame`, peer, summary count or `idleTimeout` sees it. Any other pong is
+   * forwarded as before. A side that then sends nothing at all for `pongTimeout` is treated as gone:
+   * see {@link ProxyOptions.pongTimeout}.
+   * @defaultValue undefined (no keepalive pings)
+   */
+  pingInterval?: number | { client?: number; upstream?: number };
+  /**
+   * Keepalive: milliseconds a side pinged by the proxy (see {@link ProxyOptions.pingInterval}) may
+   * send nothing at all before it is treated as gone: its socket is destroyed, its peer is sent 1001,
+   * and the summary says `error` `WSP_ERR_KEEPALIVE_TIMEOUT`, `closedBy` that side, its `aborted`
+   * true. Any byte from the side (its pong, any frame, part of a frame) proves it alive. The time
+   * counts from when the ping was handed to the side's socket (a ping held behind frames the side does
+   * not take is `sendTimeout`'s business), and only while the proxy reads that side: while its frames
+   * wait for a slow peer (backpressure) its pong cannot be read, and the wait starts over once reading
+   * resumes. A number applies to both sides, `{ client, upstream }` to each; no effect on a side that
+   * is not pinged.
+   * @defaultValue the side's `pingInterval`
+   */
+  pongTimeout?: number | { client?: number; upstream?: number };
+  /**
    * Milliseconds the upstream connection (TCP, TLS and handshake) may take.
    * @defaultValue 60000
    */
@@ -162,6 +187,12 @@ export interface ProxyOptions<P = unknown> {
   logger?: Logger;
 }
 
+/** One value per side of a connection. */
+export interface PerSide<T> {
+  client: T;
+  upstream: T;
+}
+
 /** {@link ProxyOptions} with every default applied. */
 export interface ResolvedProxyOptions<P> {
   aggregateFragments: boolean;
@@ -175,6 +206,10 @@ export interface ResolvedProxyOptions<P> {
   recvTimeout: number | undefined;
   idleTimeout: number | undefined;
   sendTimeout: number | undefined;
+  /** Per side: the keepalive ping interval, or undefined for none. */
+  pingInterval: PerSide<number | undefined>;
+  /** Per side: the keepalive pong timeout (the side's ping interval by default). */
+  pongTimeout: PerSide<number | undefined>;
   connectTimeout: number;
   lingeringTime: number;
   lingeringTimeout: number;
@@ -224,6 +259,37 @@ function duration(options: Record<string, unknown>, name: string): number | unde
     throw new TypeError(`options.${name} must be a number >= 0`);
   }
   return value;
+}
+
+function positive(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !(value > 0) || value === Infinity) {
+    throw new TypeError(`options.${name} must be a number > 0`);
+  }
+  return value;
+}
+
+/** A per-side duration: a number for both sides, or `{ client?, upstream? }`. */
+function perSide(options: Record<string, unknown>, name: string): PerSide<number | undefined> {
+  const value = options[name];
+  if (value === undefined) return { client: undefined, upstream: undefined };
+  if (typeof value === 'number') {
+    const both = positive(value, name);
+    return { client: both, upstream: both };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`options.${name} must be a number > 0 or an object { client?, upstream? }`);
+  }
+  const sides = value as Record<string, unknown>;
+  // A misspelt side would silently turn keepalive off for it.
+  for (const key of Object.keys(sides)) {
+    if (key !== 'client' && key !== 'upstream') {
+      throw new TypeError(`options.${name} has an unknown key "${key}" (expected client and/or upstream)`);
+    }
+  }
+  return {
+    client: sides.client === undefined ? undefined : positive(sides.client, `${name}.client`),
+    upstream: sides.upstream === undefined ? undefined : positive(sides.upstream, `${name}.upstream`),
+  };
 }
 
 function stages(value: unknown, name: string): StageList {
@@ -283,6 +349,8 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
   if (lingeringTime <= lingeringTimeout) {
     throw new TypeError('options.lingeringTime must be > options.lingeringTimeout');
   }
+  const pingInterval = perSide(options, 'pingInterval');
+  const pongTimeout = perSide(options, 'pongTimeout');
   const userStages = (transforms ?? {}) as Record<string, unknown>;
   return {
     aggregateFragments: Boolean(options.aggregateFragments),
@@ -296,6 +364,11 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
     recvTimeout,
     idleTimeout,
     sendTimeout,
+    pingInterval,
+    pongTimeout: {
+      client: pongTimeout.client ?? pingInterval.client,
+      upstream: pongTimeout.upstream ?? pingInterval.upstream,
+    },
     connectTimeout,
     lingeringTime,
     lingeringTimeout,

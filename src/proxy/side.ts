@@ -9,6 +9,7 @@ import type { Frame } from '../frame.js';
 import { FrameReadable } from '../streams/frame-readable.js';
 import { FrameWritable } from '../streams/frame-writable.js';
 import { type Forwarder, Outbox, type OutboxHooks } from './forwarder.js';
+import { Keepalive } from './keepalive.js';
 import type { ProxyRole } from './options.js';
 
 /** A close frame seen on the wire: its code (undefined for an empty close) and reason. */
@@ -27,7 +28,10 @@ export interface SideSummary {
   frames: number;
   /** Payload bytes of those frames. */
   bytes: number;
-  /** Whether the connection to this side ended without a close handshake (TCP loss, send timeout). */
+  /**
+   * Whether the connection to this side ended without a close handshake (TCP loss, send timeout,
+   * keepalive timeout, `destroy()`).
+   */
   aborted: boolean;
 }
 
@@ -56,6 +60,8 @@ export interface SideOwner {
   onCloseSent(side: Side, frame: Frame): void;
   /** The side stopped taking bytes (socket gone, `sendTimeout`). */
   onSendFailure(side: Side, error: Error): void;
+  /** The proxy's keepalive ping reached the side's socket: its answer is awaited from now on. */
+  onPingWritten(side: Side): void;
 }
 
 /** Settings of a side, from the proxy's options. */
@@ -69,6 +75,10 @@ export interface SideSettings {
   closeTimeout: number;
   sendTimeout: number | undefined;
   maxSendQueueSize: number;
+  /** Keepalive: ms of silence before the proxy pings the side, or undefined for no pings. */
+  pingInterval: number | undefined;
+  /** Keepalive: ms the pinged side may stay silent before it is treated as gone. */
+  pongTimeout: number | undefined;
 }
 
 const kSide = Symbol('side');
@@ -110,6 +120,8 @@ export class Side implements OutboxHooks {
   recvMark = 0;
   /** When the proxy ended its writer while the socket was open (ms since the epoch), or 0. */
   endedAt = 0;
+  /** Its keepalive, when the proxy pings this side (`pingInterval`). */
+  readonly keepalive: Keepalive | undefined;
 
   /**
    * @param role - which side
@@ -133,12 +145,16 @@ export class Side implements OutboxHooks {
       maxMessageSize: settings.maxMessageSize,
       maxFragments: settings.maxFragments,
       validateUtf8: settings.validateUtf8,
+      ...(settings.pingInterval === undefined ? {} : { consumePong: readableOnPong }),
     });
     this.writable = new FrameWritable(socket, { role: wireRole, closeTimeout: settings.closeTimeout });
     this.outbox = new Outbox(role, this.writable, settings.sendTimeout, this, {
       checkText: settings.userCode && settings.validateUtf8,
       maxQueuedBytes: settings.maxSendQueueSize,
     });
+    if (settings.pingInterval !== undefined) {
+      this.keepalive = new Keepalive(settings.pingInterval, settings.pongTimeout ?? settings.pingInterval, this.readable);
+    }
     (this.readable as unknown as Tagged)[kSide] = this;
     (this.writable as unknown as Tagged)[kSide] = this;
     (socket as unknown as Tagged)[kSide] = this;
@@ -161,6 +177,12 @@ export class Side implements OutboxHooks {
   /** @internal Outbox hook. */
   onFailure(_role: ProxyRole, error: Error): void {
     this.owner.onSendFailure(this, error);
+  }
+
+  /** @internal Outbox hook. */
+  onPingWritten(): void {
+    this.keepalive?.written(Date.now());
+    this.owner.onPingWritten(this);
   }
 
   /**
@@ -198,6 +220,12 @@ function readableOnError(this: Tagged, err: Error): void {
 function readableOnCloseFrame(this: Tagged, frame: Frame): void {
   const side = this[kSide];
   side.owner.onCloseFrameRead(side, frame);
+}
+
+/** The reader's `consumePong`: the answers to the proxy's own pings go no further than the reader. */
+function readableOnPong(this: FrameReadable, frame: Frame): boolean {
+  const side = (this as unknown as Tagged)[kSide];
+  return side.keepalive !== undefined && side.keepalive.answers(frame.payload, Date.now());
 }
 
 function writableOnError(): void {

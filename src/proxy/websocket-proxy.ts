@@ -10,9 +10,9 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HandshakeError, WebSocketProxyError } from '../errors.js';
 import type { Frame } from '../frame.js';
-import { acceptClient, validateClientRequest } from '../handshake/client.js';
-import { forwardedHeaders } from '../handshake/headers.js';
-import { type UpstreamOptions, connectUpstream } from '../handshake/upstream.js';
+import { type AcceptedClient, acceptClient, validateClientRequest } from '../handshake/client.js';
+import { type ForwardedHeadersOptions, forwardedHeaders } from '../handshake/headers.js';
+import { type UpstreamConnection, type UpstreamOptions, connectUpstream } from '../handshake/upstream.js';
 import { wirePayload } from '../protocol/encode.js';
 import type { FrameReadable } from '../streams/frame-readable.js';
 import type { FrameWritable } from '../streams/frame-writable.js';
@@ -36,7 +36,14 @@ export interface ProxySide {
 }
 
 /** Options of `connect()` and `connectUpstream()`: those of the upstream handshake. */
-export type ConnectOptions = Omit<UpstreamOptions, 'signal'>;
+export interface ConnectOptions extends Omit<UpstreamOptions, 'signal'> {
+  /**
+   * How `connect()` forwards the client's request headers: whether to add `X-Forwarded-*`, and
+   * which headers not to forward (`exclude`). Ignored by `connectUpstream()`.
+   * @defaultValue `{ xForwarded: true, exclude: [] }`
+   */
+  forwarded?: ForwardedHeadersOptions;
+}
 
 /** Which proxy each stage instance belongs to: a stage carries one connection's frames. */
 const stageOwners = new WeakMap<object, WebSocketProxy>();
@@ -67,6 +74,10 @@ export class WebSocketProxy {
   private upstreamHeaders: IncomingHttpHeaders | undefined;
   private upstreamUrl: string | undefined;
   private running: Promise<ProxySummary> | undefined;
+  /** Aborts the upstream handshake under way, for `destroy()`. */
+  private upstreamAbort: AbortController | undefined;
+  /** The client's socket once a handshake was given it, for `destroy()` before it is attached. */
+  private clientSocket: Duplex | undefined;
 
   /**
    * @param options - see {@link ProxyOptions}
@@ -113,21 +124,39 @@ export class WebSocketProxy {
    * @returns the selected subprotocol and the 101 response's headers
    * @throws HandshakeError `WSP_ERR_INVALID_URL`, `WSP_ERR_UPSTREAM_UNREACHABLE`,
    *   `WSP_ERR_UPSTREAM_TIMEOUT`, `WSP_ERR_UPSTREAM_REJECTED` (with `statusCode`, `headers`, `body`)
-   *   or `WSP_ERR_UPSTREAM_HANDSHAKE`
+   *   or `WSP_ERR_UPSTREAM_HANDSHAKE`; `WSP_ERR_DESTROYED` when {@link WebSocketProxy.destroy} was
+   *   called before or during the handshake (it is aborted)
    */
   async connectUpstream(url: string | URL, options?: ConnectOptions): Promise<{ protocol: string | undefined; headers: IncomingHttpHeaders }> {
+    if (this.lifecycle.destroyed) throw destroyedError('connectUpstream() after destroy()');
     if (this.lifecycle.side('upstream') !== undefined) {
       this.options.logger.warn(`connection with upstream at "${this.upstreamUrl}" already established`);
       return { protocol: this.upstreamProtocol, headers: this.upstreamHeaders ?? {} };
     }
-    return this.openUpstream(url, options ?? {});
+    return this.openUpstream(url, options ?? {}, new AbortController());
   }
 
-  /** `connectUpstream()`, with the handshake's own options (an abort signal, for `connect()`). */
-  private async openUpstream(url: string | URL, options: UpstreamOptions): Promise<{ protocol: string | undefined; headers: IncomingHttpHeaders }> {
+  /**
+   * `connectUpstream()`, aborted by `abort` (which `connect()` also aborts when its client leaves) or
+   * by `destroy()`.
+   */
+  private async openUpstream(
+    url: string | URL,
+    options: UpstreamOptions,
+    abort: AbortController,
+  ): Promise<{ protocol: string | undefined; headers: IncomingHttpHeaders }> {
     const shown = loggableUrl(url);
     this.debug(`connecting to "${shown}" upstream`);
-    const connection = await connectUpstream(url, { timeout: this.options.connectTimeout, ...options });
+    this.upstreamAbort = abort;
+    let connection: UpstreamConnection;
+    try {
+      connection = await connectUpstream(url, { timeout: this.options.connectTimeout, ...options, signal: abort.signal });
+    } catch (err) {
+      if (this.lifecycle.destroyed) throw destroyedError('during the upstream handshake', err);
+      throw err;
+    } finally {
+      this.upstreamAbort = undefined;
+    }
     this.upstreamUrl = shown;
     this.upstreamProtocol = connection.protocol;
     this.upstreamHeaders = connection.headers;
@@ -146,9 +175,15 @@ export class WebSocketProxy {
    * @param head - the bytes after the request (Node's `'upgrade'` event gives them)
    * @throws HandshakeError `WSP_ERR_CLIENT_HANDSHAKE` (with `statusCode`) after answering the client;
    *   without `statusCode` when the client already closed its end of the connection (its socket is
-   *   destroyed)
+   *   destroyed); `WSP_ERR_DESTROYED` when {@link WebSocketProxy.destroy} was called before or during
+   *   the handshake (the socket is destroyed, nothing more is written to it)
    */
   async connectClient(req: IncomingMessage, socket: Duplex, head: Buffer = Buffer.alloc(0)): Promise<void> {
+    if (this.lifecycle.destroyed) {
+      socket.destroy();
+      throw destroyedError('connectClient() after destroy()');
+    }
+    this.clientSocket = socket;
     if (this.lifecycle.side('client') !== undefined) {
       this.options.logger.warn('client handshake already completed');
       return;
@@ -160,10 +195,17 @@ export class WebSocketProxy {
       throw new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', 'the client closed the connection');
     }
     this.debug('completing client handshake');
-    const accepted = await acceptClient(req, socket, head, {
-      protocol: this.upstreamProtocol,
-      headers: this.upstreamHeaders === undefined ? undefined : relayableHeaders(this.upstreamHeaders),
-    });
+    let accepted: AcceptedClient;
+    try {
+      accepted = await acceptClient(req, socket, head, {
+        protocol: this.upstreamProtocol,
+        headers: this.upstreamHeaders === undefined ? undefined : relayableHeaders(this.upstreamHeaders),
+      });
+    } catch (err) {
+      if (this.lifecycle.destroyed) throw destroyedError('during the client handshake', err);
+      throw err;
+    }
+    // Throws WSP_ERR_DESTROYED (and destroys the socket) if destroy() came while the 101 was written.
     this.lifecycle.attach('client', accepted.socket, accepted.head);
     this.debug('completed client handshake');
   }
@@ -180,13 +222,20 @@ export class WebSocketProxy {
    * @param socket - its socket
    * @param head - the bytes after the request
    * @param options - upstream handshake options, over the forwarded ones
-   * @throws HandshakeError from either handshake, after the client was answered
+   * @throws HandshakeError from either handshake, after the client was answered; `WSP_ERR_DESTROYED`
+   *   when {@link WebSocketProxy.destroy} was called before or during the handshakes: the upstream
+   *   handshake is aborted and the client's socket destroyed without an answer
    */
   async connect(url: string | URL, req: IncomingMessage, socket: Duplex, head: Buffer = Buffer.alloc(0), options?: ConnectOptions): Promise<void> {
+    if (this.lifecycle.destroyed) {
+      socket.destroy();
+      throw destroyedError('connect() after destroy()');
+    }
+    this.clientSocket = socket;
     if (this.lifecycle.side('upstream') === undefined) {
       // A bad request is answered (400 / 426) before any upstream is bothered with it.
       if (this.lifecycle.side('client') === undefined && !validateClientRequest(req).ok) await this.connectClient(req, socket, head);
-      const forwarded = forwardedHeaders(req);
+      const forwarded = forwardedHeaders(req, options?.forwarded);
       // While the upstream is being connected nothing listens on the client's socket (Node's http
       // server let go of it at the upgrade): a reset must not become an uncaught 'error', and a
       // client that leaves ends the wait for its upstream.
@@ -206,12 +255,14 @@ export class WebSocketProxy {
       };
       socket.on('data', keepEarly);
       socket.resume();
-      const upstreamOptions: UpstreamOptions = { ...options, headers: { ...forwarded.headers, ...options?.headers }, signal: abort.signal };
+      const { forwarded: _forwarding, ...handshake } = options ?? {};
+      const upstreamOptions: UpstreamOptions = { ...handshake, headers: { ...forwarded.headers, ...options?.headers } };
       if (options?.protocols === undefined && forwarded.protocols.length > 0) upstreamOptions.protocols = forwarded.protocols;
       try {
-        await this.openUpstream(url, upstreamOptions);
+        await this.openUpstream(url, upstreamOptions, abort);
       } catch (err) {
-        answerUpstreamFailure(socket, err);
+        // After destroy() the client is owed nothing: its socket was destroyed.
+        if (!this.lifecycle.destroyed) answerUpstreamFailure(socket, err);
         throw err;
       } finally {
         socket.off('close', clientGone);
@@ -224,6 +275,7 @@ export class WebSocketProxy {
     try {
       await this.connectClient(req, socket, head);
     } catch (err) {
+      if (this.lifecycle.destroyed) throw err;
       this.options.logger.info(`client handshake failed, closing the upstream: ${(err as Error).message}`);
       const upstream = this.lifecycle.side('upstream');
       if (upstream !== undefined) {
@@ -242,11 +294,18 @@ export class WebSocketProxy {
    * @returns a summary: who closed first, the coded `error` that ended the connection (undefined for
    *   a clean close), the close frames seen and sent on each side, frames and bytes per direction. It
    *   resolves in every case: a protocol violation, a limit, a stage's policy close, a throw in user
-   *   code, a lost connection or a timeout is told by `summary.error`.
-   * @throws WebSocketProxyError `WSP_ERR_NOT_CONNECTED` (a rejection) before both handshakes completed
+   *   code, a lost connection, a timeout or `destroy()` is told by `summary.error`. After `destroy()`
+   *   (also one before `execute()`, even before the handshakes) it resolves, once the sockets the
+   *   proxy held are closed, with `error` `WSP_ERR_DESTROYED` and `closedBy` `'proxy'`.
+   * @throws WebSocketProxyError `WSP_ERR_NOT_CONNECTED` (a rejection) before both handshakes
+   *   completed, unless the proxy was destroyed
    */
   execute(): Promise<ProxySummary> {
     if (this.running !== undefined) return this.running;
+    if (this.lifecycle.destroyed) {
+      this.running = this.lifecycle.run();
+      return this.running;
+    }
     if (this.lifecycle.side('client') === undefined) {
       return Promise.reject(new WebSocketProxyError('WSP_ERR_NOT_CONNECTED', 'client handshake not complete'));
     }
@@ -273,6 +332,29 @@ export class WebSocketProxy {
    */
   close(clientCode = 1000, clientReason = '', upstreamCode: number = clientCode, upstreamReason = ''): void {
     this.lifecycle.close({ client: [clientCode, clientReason], upstream: [upstreamCode, upstreamReason] });
+  }
+
+  /**
+   * Ends the connection at once, with no close handshake: both sockets are destroyed now, nothing
+   * more is written to either (e.g. a server drain whose timeout expired after `close()`). Works in
+   * every phase:
+   *
+   * - after `execute()`: it resolves promptly; `summary.error` is `WSP_ERR_DESTROYED` and `closedBy`
+   *   `'proxy'` unless already set (also when only the TCP close was left after a close handshake);
+   *   each side whose close handshake was not complete is `aborted`;
+   * - before `execute()`, also while `connect()`, `connectUpstream()` or `connectClient()` runs: the
+   *   upstream handshake is aborted, the client's socket destroyed (not answered), and the handshake
+   *   methods reject with `HandshakeError` `WSP_ERR_DESTROYED`, now and later; a later `execute()`
+   *   resolves with the destroyed summary, as above.
+   *
+   * Idempotent; never throws.
+   */
+  destroy(): void {
+    if (this.lifecycle.destroyed) return;
+    const ended = this.lifecycle.destroy();
+    this.upstreamAbort?.abort(destroyedError('during the upstream handshake'));
+    this.clientSocket?.destroy();
+    if (ended) this.options.logger.info('connection destroyed: both sockets cut without a close handshake');
   }
 
   /**
@@ -350,6 +432,12 @@ export class WebSocketProxy {
 }
 
 function ignoreError(): void {}
+
+/** The error of a handshake cut short by `destroy()`, keeping what it failed with as the cause. */
+function destroyedError(detail: string, cause?: unknown): HandshakeError {
+  if (cause instanceof HandshakeError && cause.code === 'WSP_ERR_DESTROYED') return cause;
+  return new HandshakeError('WSP_ERR_DESTROYED', detail, cause === undefined ? undefined : { cause });
+}
 
 /** Bytes a client may send before its 101 that `connect()` keeps (it stops reading past them). */
 const MAX_EARLY_BYTES = 64 * 1024;

@@ -81,6 +81,13 @@ export interface FrameReadableOptions {
    * @defaultValue 1 MiB (1048576)
    */
   highWaterMarkBytes?: number;
+  /**
+   * Called with each pong frame read, before it is pushed, with `this` set to the reader (so that one
+   * module-level function can serve every reader); returning true consumes the pong: it is never
+   * pushed. A proxy takes the answers to its own pings out of the stream this way.
+   * @defaultValue undefined (every pong is pushed)
+   */
+  consumePong?: (this: FrameReadable, frame: Frame) => boolean;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -133,8 +140,14 @@ export class FrameReadable extends Readable {
   /** Whether a close frame was read. */
   private closeSeen = false;
   private closeFrameRead: Frame | undefined;
+  private readonly consumePong: ((this: FrameReadable, frame: Frame) => boolean) | undefined;
+  /** Bytes read from the socket ('data' events; `head` excluded). */
+  private received = 0;
+  /** Times the reader stopped reading the socket because its consumer was behind. */
+  private stallCount = 0;
 
   private readonly onData = (chunk: Buffer): void => {
+    this.received += chunk.length;
     if (this.done) return;
     this.parser.push(chunk);
     if (this.wanted) this.drain();
@@ -165,7 +178,11 @@ export class FrameReadable extends Readable {
       throw new TypeError("options.role must be 'server' or 'client'");
     }
     const maxFrameSize = positiveInteger('maxFrameSize', options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE);
+    if (options.consumePong !== undefined && typeof options.consumePong !== 'function') {
+      throw new TypeError('options.consumePong must be a function');
+    }
     this.socket = socket;
+    this.consumePong = options.consumePong;
     this.highWaterMarkBytes = positiveInteger(
       'highWaterMarkBytes', options.highWaterMarkBytes, DEFAULT_HIGH_WATER_MARK_BYTES);
     this.parser = new FrameParser({
@@ -197,6 +214,27 @@ export class FrameReadable extends Readable {
   /** The close frame read from the peer, once one was (the same object pushed to the consumer). */
   get closeFrame(): Frame | undefined {
     return this.closeFrameRead;
+  }
+
+  /**
+   * Bytes read from the socket so far (not counting `head`): any change tells that the peer sent
+   * something, even part of a frame.
+   */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  /**
+   * Whether the reader is reading its socket now: false before the consumer first asks, while the
+   * consumer is behind (the socket is paused for backpressure), and once the stream is done.
+   */
+  get reading(): boolean {
+    return this.wanted && !this.done;
+  }
+
+  /** How many times the reader stopped reading its socket because its consumer was behind. */
+  get stalls(): number {
+    return this.stallCount;
   }
 
   /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */
@@ -255,6 +293,7 @@ export class FrameReadable extends Readable {
         else this.socket.resume();
         return;
       }
+      if (frame.type === 'pong' && this.consumePong !== undefined && this.consumePong(frame)) continue;
       const before = this.readableLength;
       const more = this.push(frame);
       // A frame handed straight to a 'data' listener never enters the queue.
@@ -263,7 +302,10 @@ export class FrameReadable extends Readable {
         this.afterClose(frame);
         return;
       }
-      if (!more || this.queuedBytes >= this.highWaterMarkBytes) this.wanted = false;
+      if (!more || this.queuedBytes >= this.highWaterMarkBytes) {
+        this.wanted = false;
+        this.stallCount++;
+      }
     }
     if (!this.done) this.socket.pause();
   }

@@ -60,20 +60,24 @@ interface Rig {
   outbox: Outbox;
   closes: Frame[];
   failures: Error[];
+  /** How many times `onPingWritten` was called. */
+  pingsWritten: { count: number };
 }
 
-function outboxRig(sendTimeout?: number): Rig {
+function outboxRig(sendTimeout?: number, maxQueuedBytes = Infinity): Rig {
   const sink = new Sink();
   const writable = new FrameWritable(sink, { role: 'server', highWaterMark: 2 });
   writable.on('error', () => undefined);
   const closes: Frame[] = [];
   const failures: Error[] = [];
+  const pingsWritten = { count: 0 };
   const hooks: OutboxHooks = {
     onCloseSent: (_role, frame) => closes.push(frame),
     onFailure: (_role, error) => failures.push(error),
+    onPingWritten: () => pingsWritten.count++,
   };
-  const outbox = new Outbox('client', writable, sendTimeout, hooks);
-  return { sink, writable, outbox, closes, failures };
+  const outbox = new Outbox('client', writable, sendTimeout, hooks, { checkText: false, maxQueuedBytes });
+  return { sink, writable, outbox, closes, failures, pingsWritten };
 }
 
 /** Forwards a frame and resolves with the callback's error (undefined for none) and forward()'s return. */
@@ -163,6 +167,54 @@ describe('Outbox', () => {
     expect(outbox.sendClose(undefined, 'ignored')).to.equal(true);
     await flush();
     expect(sink.frames().map(view)).to.deep.equal(['close:']);
+  });
+
+  describe('#ping', () => {
+    it('goes in order with forwarded frames, also inside a fragmented message, and reports when written', async () => {
+      const { sink, outbox, pingsWritten } = outboxRig();
+      await forward(outbox, textFrame('one', false));
+      expect(outbox.ping(pingFrame('keepalive'))).to.equal(true);
+      await forward(outbox, continuationFrame('two'));
+      await flush();
+      expect(sink.frames().map(view)).to.deep.equal(['text(more):one', 'ping:keepalive', 'continuation:two']);
+      expect(pingsWritten.count).to.equal(1);
+    });
+
+    it('is not the user\'s: maxQueuedBytes does not count it, and send() may still queue up to it', async () => {
+      const { sink, outbox } = outboxRig(undefined, 10);
+      expect(outbox.ping(pingFrame('a ping longer than ten bytes'))).to.equal(true);
+      expect(() => outbox.inject(textFrame('0123456789'))).not.to.throw();
+      await flush();
+      expect(sink.frames().map(view)).to.deep.equal(['ping:a ping longer than ten bytes', 'text:0123456789']);
+    });
+
+    it('a ping behind frames the socket does not take is reported only once it is written', async () => {
+      const { sink, outbox, pingsWritten } = outboxRig();
+      sink.hold = true;
+      const big = Buffer.alloc(64 * 1024);
+      for (let i = 0; i < 4; i++) outbox.forward(binaryFrame(big), () => undefined);
+      outbox.ping(pingFrame('late'));
+      await flush();
+      expect(pingsWritten.count).to.equal(0);
+      expect(outbox.full).to.equal(true);
+      sink.release();
+      await flush();
+      expect(pingsWritten.count).to.equal(1);
+      expect(sink.frames().map(view).at(-1)).to.equal('ping:late');
+    });
+
+    it('returns false and sends nothing after a close frame or dispose()', async () => {
+      const { sink, outbox, pingsWritten } = outboxRig();
+      outbox.sendClose(1000);
+      expect(outbox.ping(pingFrame('x'))).to.equal(false);
+      const other = outboxRig();
+      other.outbox.dispose();
+      expect(other.outbox.ping(pingFrame('x'))).to.equal(false);
+      await flush();
+      expect(sink.frames().map(view)).to.deep.equal(['close::1000']);
+      expect(other.sink.chunks).to.deep.equal([]);
+      expect(pingsWritten.count + other.pingsWritten.count).to.equal(0);
+    });
   });
 
   it('waits while the socket is full and calls back at drain', async () => {

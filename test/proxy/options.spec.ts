@@ -86,6 +86,23 @@ describe('proxy options', () => {
       expect(() => new WebSocketProxy({ logger: recordingLogger() })).not.to.throw();
     });
 
+    for (const name of ['pingInterval', 'pongTimeout']) {
+      it(`rejects ${name} that is not a finite number > 0 nor { client?, upstream? } of such numbers`, () => {
+        for (const value of [0, -1, NaN, Infinity]) {
+          throwsType({ [name]: value }, `options.${name} must be a number > 0`);
+        }
+        for (const value of ['100', null, true, [100]]) {
+          throwsType({ [name]: value }, `options.${name} must be a number > 0 or an object { client?, upstream? }`);
+        }
+        throwsType({ [name]: { client: 0 } }, `options.${name}.client must be a number > 0`);
+        throwsType({ [name]: { upstream: '5' } }, `options.${name}.upstream must be a number > 0`);
+        throwsType({ [name]: { clinet: 100 } }, `options.${name} has an unknown key "clinet" (expected client and/or upstream)`);
+        expect(() => construct({ [name]: 0.5 })).not.to.throw();
+        expect(() => construct({ [name]: {} })).not.to.throw();
+        expect(() => construct({ [name]: { client: 100, upstream: undefined } })).not.to.throw();
+      });
+    }
+
     it('validates transforms', () => {
       throwsType({ transforms: 'x' }, 'options.transforms must be an object');
       throwsType({ transforms: null }, 'options.transforms must be an object');
@@ -129,6 +146,8 @@ describe('proxy options', () => {
         recvTimeout: undefined,
         idleTimeout: undefined,
         sendTimeout: undefined,
+        pingInterval: { client: undefined, upstream: undefined },
+        pongTimeout: { client: undefined, upstream: undefined },
         connectTimeout: 60000,
         lingeringTime: 30000,
         lingeringTimeout: 5000,
@@ -136,6 +155,22 @@ describe('proxy options', () => {
         debug: false,
         logger,
       });
+    });
+
+    it('pingInterval as a number applies to both sides; pongTimeout defaults to each side\'s pingInterval', () => {
+      const resolved = resolveOptions({ pingInterval: 250 }, logger);
+      expect(resolved.pingInterval).to.deep.equal({ client: 250, upstream: 250 });
+      expect(resolved.pongTimeout).to.deep.equal({ client: 250, upstream: 250 });
+    });
+
+    it('the { client, upstream } forms set each side; a side left out is not pinged', () => {
+      const resolved = resolveOptions({ pingInterval: { upstream: 100 }, pongTimeout: { client: 70 } }, logger);
+      expect(resolved.pingInterval).to.deep.equal({ client: undefined, upstream: 100 });
+      // The client's pongTimeout is kept, though it has no effect without a client pingInterval.
+      expect(resolved.pongTimeout).to.deep.equal({ client: 70, upstream: 100 });
+      const both = resolveOptions({ pingInterval: { client: 10, upstream: 20 }, pongTimeout: 5 }, logger);
+      expect(both.pingInterval).to.deep.equal({ client: 10, upstream: 20 });
+      expect(both.pongTimeout).to.deep.equal({ client: 5, upstream: 5 });
     });
 
     it('keeps given values and coerces the booleans', () => {

@@ -486,6 +486,78 @@ describe('FrameReadable over real sockets', () => {
     });
   });
 
+  describe('consumePong', () => {
+    it('a pong it returns true for is never pushed; other pongs and frames are, in order; `this` is the reader', async () => {
+      const seen: { self: unknown; data: string }[] = [];
+      function consumeMine(this: FrameReadable, frame: Frame): boolean {
+        seen.push({ self: this, data: frame.payload.toString() });
+        return frame.payload.toString().startsWith('mine');
+      }
+      const { p, readable } = await serverReader({ consumePong: consumeMine });
+      const { done } = consume(readable);
+      p.client.end(wire([
+        textFrame('a'), pongFrame('mine-1'), pongFrame('theirs'), pingFrame('mine-ping'), textFrame('b', false),
+        pongFrame('mine-2'), continuationFrame('c'), closeFrame(1000),
+      ], KEY));
+      const outcome = await done;
+      expect(outcome.errors).to.deep.equal([]);
+      expect(outcome.frames.map(view)).to.deep.equal([
+        textFrame('a'), pongFrame('theirs'), pingFrame('mine-ping'), textFrame('b', false), continuationFrame('c'), closeFrame(1000),
+      ].map(view));
+      // Asked about pongs only.
+      expect(seen.map((s) => s.data)).to.deep.equal(['mine-1', 'theirs', 'mine-2']);
+      expect(seen.every((s) => s.self === readable)).to.equal(true);
+    });
+
+    it('rejects a consumePong that is not a function with a TypeError', async () => {
+      const p = await pair();
+      expect(() => new FrameReadable(p.server, { role: 'server', consumePong: 'yes' } as unknown as FrameReadableOptions))
+        .to.throw(TypeError, 'options.consumePong must be a function');
+    });
+  });
+
+  describe('bytesReceived, reading, stalls', () => {
+    it('bytesReceived counts socket bytes (head excluded), also of a frame not complete yet', async () => {
+      const head = wire([textFrame('head')], KEY);
+      const { p, readable } = await serverReader({ head });
+      const { outcome } = consume(readable);
+      expect(readable.bytesReceived).to.equal(0);
+      const bytes = wire([binaryFrame(Buffer.alloc(1000, 7))], KEY);
+      await writeApart(p.client, p.server, [bytes.subarray(0, 300)]);
+      await waitFor(() => readable.bytesReceived === 300);
+      expect(outcome.frames.map(view)).to.deep.equal([view(textFrame('head'))]);
+      await writeApart(p.client, p.server, [bytes.subarray(300)]);
+      await waitFor(() => outcome.frames.length === 2);
+      expect(readable.bytesReceived).to.equal(bytes.length);
+    });
+
+    it('reading is false until the consumer asks, true while it keeps up, false while it is behind; stalls counts the stops', async () => {
+      const p = await pair();
+      const readable = new FrameReadable(p.client, { role: 'client', highWaterMark: 2 });
+      cleanups.push(() => readable.destroy());
+      expect(readable.reading).to.equal(false);
+      expect(readable.stalls).to.equal(0);
+      p.server.write(wire([textFrame('1'), textFrame('2'), textFrame('3'), textFrame('4')]));
+      readable.read(0);
+      await waitFor(() => readable.readableLength === 2);
+      await settle();
+      // Two frames queued, nobody reads them: the socket is paused.
+      expect(readable.reading).to.equal(false);
+      expect(readable.stalls).to.equal(1);
+      expect(p.client.isPaused()).to.equal(true);
+      const frames: Frame[] = [];
+      readable.on('data', (frame: Frame) => frames.push(frame));
+      await waitFor(() => frames.length === 4);
+      await settle();
+      // All read, the consumer keeps up: the reader reads its socket.
+      expect(readable.reading).to.equal(true);
+      expect(readable.stalls).to.be.at.least(1);
+      p.server.end(wire([closeFrame(1000)]));
+      await once(readable, 'end');
+      expect(readable.reading).to.equal(false);
+    });
+  });
+
   describe('interop with a ws client', () => {
     it('parses what a real ws client sends: text, binary, fragments, ping, close with reason', async () => {
       const server = await rawUpgradeServer();
