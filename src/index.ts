@@ -77,3 +77,22 @@ export {
   type ClientRequestCheck,
 } from './handshake/client.js';
 export { forwardedHeaders, type ForwardedHeaders, type ForwardedHeadersOptions } from './handshake/headers.js';
+export {
+  ProxyServer,
+  createProxyServer,
+  type DrainOptions,
+  type DrainResult,
+  type ProxyServerEvents,
+  type RefusalInfo,
+} from './server/proxy-server.js';
+export {
+  type AuthorizeResult,
+  type ProxyServerOptions,
+  type Refusal,
+  type ServerTransforms,
+  type StageFactory,
+  type UpstreamTlsOptions,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+} from './server/options.js';
+export { type Route, type RouteParams, type RouteTarget } from './server/routes.js';
+export { HANDSHAKE_DURATION_BUCKETS, CONNECTION_DURATION_BUCKETS } from './server/metrics.js';
