@@ -9,15 +9,16 @@
  *   `ping` text messages clients send to keep their connection busy are dropped instead of being
  *   forwarded to the upstream.
  *
+ * The server is the one `ProxyServer.listen()` creates: nothing but the proxy on its port (426 to
+ * plain HTTP requests, the health check at `/healthz`).
+ *
  * Run it: `npm run build && node dist/examples/custom-stage.js [ws://upstream/]` (or
  * `UPSTREAM=ws://...`); without an upstream it starts an echo server of its own. It listens on
  * 127.0.0.1:9000, or on `PORT`.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { type Frame, WebSocketProxy } from 'ws-frame-proxy';
+import { type DrainResult, type Frame, createProxyServer } from 'ws-frame-proxy';
 import { type Stage, mapJson } from 'ws-frame-proxy/transforms';
 import { startEchoUpstream } from './echo-upstream.js';
 
@@ -74,7 +75,7 @@ export interface StartOptions {
   port?: number;
   /** The upstream's `ws://` or `wss://` URL. @defaultValue a built-in echo server on 127.0.0.1 */
   upstream?: string;
-  /** Where a line per connection goes (how it ended). @defaultValue `console.log` */
+  /** Where a line per connection goes (how it ended, or why it was not proxied). @defaultValue `console.log` */
   log?: (line: string) => void;
 }
 
@@ -84,8 +85,8 @@ export interface RunningProxy {
   url: string;
   /** The upstream the proxy forwards to. */
   upstream: string;
-  /** Closes the live connections (1001 to both sides), then the server and the built-in upstream; once. */
-  close(): Promise<void>;
+  /** Drains the live connections (1001 to both sides), then closes the server and the built-in upstream; once. */
+  close(): Promise<DrainResult>;
 }
 
 /**
@@ -97,66 +98,47 @@ export async function start(options: StartOptions = {}): Promise<RunningProxy> {
   const log = options.log ?? console.log;
   const echo = options.upstream === undefined ? await startEchoUpstream() : undefined;
   const upstream = options.upstream ?? echo!.url;
-  const live = new Set<WebSocketProxy>();
-  const ending = new Set<Promise<void>>();
 
-  const server = http.createServer((_req, res) => {
-    res.writeHead(426, { 'Content-Type': 'text/plain' }).end('Connect a WebSocket client here\n');
+  // The factories run once per connection: each connection gets its own stages (and counter).
+  const proxy = createProxyServer({
+    target: upstream,
+    transforms: { client: () => [dropHeartbeats()], upstream: () => [stamp()] },
   });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => undefined); // see redact-metrics-validate.ts
-    const proxy = new WebSocketProxy({
-      transforms: { client: () => [dropHeartbeats()], upstream: () => [stamp()] },
-    });
-    const done = (async () => {
-      try {
-        await proxy.connect(upstream, req, socket, head);
-      } catch (err) {
-        log(`[${proxy.id}] not proxied: ${(err as Error).message}`);
-        return;
-      }
-      live.add(proxy);
-      const summary = await proxy.execute().finally(() => live.delete(proxy));
-      log(`[${proxy.id}] closed by ${summary.closedBy ?? 'nobody'}, ${summary.error?.code ?? 'cleanly'}`);
-    })().catch((err: unknown) => log(`[${proxy.id}] failed: ${String(err)}`));
-    ending.add(done);
-    void done.finally(() => ending.delete(done));
+  proxy.on('close', (summary, _route, connection) => {
+    log(`[${connection.id}] closed by ${summary.closedBy ?? 'nobody'}, ${summary.error?.code ?? 'cleanly'}`);
   });
+  proxy.on('refuse', ({ outcome, reason }) => log(`not proxied (${outcome}): ${reason}`));
+  proxy.on('error', (err) => log(`error: ${err.message}`));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  let closing: Promise<void> | undefined;
+  // The proxy's own server: upgrades, 426 to other requests, and the health check at /healthz.
+  const address = await proxy.listen(options.port ?? 0, '127.0.0.1');
+  let closing: Promise<DrainResult> | undefined;
 
   return {
-    url: `ws://127.0.0.1:${port}/`,
+    url: `ws://127.0.0.1:${address.port}/`,
     upstream,
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        for (const proxy of live) proxy.close(1001, 'proxy shutting down');
-        await Promise.all(ending);
-        await closed;
+        // close() also closes the server listen() created.
+        const drained = await proxy.close({ timeout: 10_000 });
         await echo?.close();
+        return drained;
       })();
       return closing;
     },
   };
 }
 
-// Run directly (not imported by a test): listen on PORT or 9000.
+// Run directly (not imported by a test): listen on PORT or 9000, drain on SIGTERM or SIGINT.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const running = await start({
     port: Number(process.env['PORT'] ?? 9000),
     upstream: process.argv[2] ?? process.env['UPSTREAM'],
   });
   console.log(`proxy on ${running.url} -> ${running.upstream}`);
-  process.once('SIGINT', () => {
-    void running.close().then(() => process.exit(0));
-  });
+  const shutdown = (): void => {
+    void running.close().then((r) => console.log(`drained ${r.connections} connection(s)`));
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
 }

@@ -105,6 +105,16 @@ describe('examples/custom-stage', () => {
     });
   });
 
+  it('runs on the server ProxyServer.listen() creates: 426 to plain HTTP, the health check at /healthz', async () => {
+    running = await start({ log: quiet });
+    const base = running.url.replace(/^ws/, 'http');
+    const plain = await fetch(base);
+    expect(plain.status).to.equal(426);
+    await plain.text();
+    const health = await fetch(`${base}healthz`);
+    expect([health.status, await health.text()]).to.deep.equal([200, 'ok\n']);
+  });
+
   describe('on their own', () => {
     it('stamp() uses the clock it is given and the context of its stage', async () => {
       const out = await run(stamp(() => new Date(0)), [textFrame('{"a":1}'), textFrame('[1]'), textFrame('{"b":2}')]);

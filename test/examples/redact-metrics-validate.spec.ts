@@ -101,6 +101,7 @@ describe('examples/redact-metrics-validate', () => {
     const refused = await client(running.url);
     refused.ws.send('not json');
     expect((await refused.closed).code).to.equal(1007);
+    await until(() => lines.length === 1);
 
     const res = await fetch(running.metricsUrl);
     expect(res.status).to.equal(200);
@@ -108,6 +109,9 @@ describe('examples/redact-metrics-validate', () => {
     const text = await res.text();
     expect(sample(text, 'ws_proxy_frames_total{from="client",type="text"}')).to.equal(5);
     expect(sample(text, 'ws_proxy_frames_total{from="upstream",type="text"}')).to.equal(5);
+    // The server's own series, on the same registry: three upgrades, two connections still open.
+    expect(sample(text, 'ws_proxy_connections_total{route="/",outcome="101"}')).to.equal(3);
+    expect(sample(text, 'ws_proxy_connections_active{route="/"}')).to.equal(2);
   });
 
   it('answers 404 to other HTTP requests', async () => {

@@ -1,0 +1,122 @@
+/**
+ * Proxy process of the server benchmark (`node --expose-gc dist/bench/server-proxies.js --upstream
+ * PORT --rows bcd`, forked by bench/server.ts): the proxies under test, and nothing else, so that
+ * this process's CPU time and memory are theirs.
+ *
+ * - (b) a raw TCP pipe (`socket.pipe(upstream).pipe(socket)`), the baseline;
+ * - (c) `WebSocketProxy` in a bare `'upgrade'` handler (connect, execute: no routes, no bookkeeping);
+ * - (d) `ProxyServer`: `createProxyServer({ target }).listen()`, default options.
+ */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { createProxyServer } from '../src/server/proxy-server.js';
+import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
+import { HOST, serveRole, sleep } from './server-ipc.js';
+
+/** A proxy under test: its port, and the connections it holds now. */
+interface Running {
+  port: number;
+  /** Connections accepted and not finished (for (d): live connections). */
+  active(): number;
+  /** Connections that failed (a refused or failed handshake, a socket error). */
+  failures: number;
+}
+
+function listen(server: net.Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.listen({ host: HOST, port: 0, backlog: 4096 }, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function startPipe(upstreamPort: number): Promise<Running> {
+  let active = 0;
+  const state: Running = { port: 0, active: () => active, failures: 0 };
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    active++;
+    const upstream = net.connect({ host: HOST, port: upstreamPort, noDelay: true });
+    socket.pipe(upstream).pipe(socket);
+    const fail = (): void => {
+      state.failures++;
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.on('error', fail);
+    upstream.on('error', fail);
+    socket.on('close', () => {
+      active--;
+    });
+  });
+  state.port = await listen(server);
+  return state;
+}
+
+async function startBare(upstreamUrl: string): Promise<Running> {
+  let active = 0;
+  const state: Running = { port: 0, active: () => active, failures: 0 };
+  const server = http.createServer((_req, res) => {
+    res.writeHead(426).end();
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    active++;
+    const proxy = new WebSocketProxy();
+    proxy.connect(upstreamUrl, req, socket, head)
+      .then(() => proxy.execute())
+      .catch(() => {
+        state.failures++;
+      })
+      .finally(() => {
+        active--;
+      });
+  });
+  state.port = await listen(server);
+  return state;
+}
+
+async function startProxyServer(upstreamUrl: string): Promise<Running> {
+  const proxy = createProxyServer({ target: upstreamUrl });
+  const state: Running = { port: 0, active: () => proxy.connections.length, failures: 0 };
+  proxy.on('refuse', () => {
+    state.failures++;
+  });
+  proxy.on('error', () => {
+    state.failures++;
+  });
+  state.port = (await proxy.listen(0, HOST)).port;
+  return state;
+}
+
+const { values } = parseArgs({ options: { upstream: { type: 'string' }, rows: { type: 'string', default: 'bcd' } } });
+const upstreamPort = Number(values.upstream);
+const upstreamUrl = `ws://${HOST}:${upstreamPort}/`;
+const running = new Map<string, Running>();
+for (const row of values.rows ?? '') {
+  if (row === 'b') running.set(row, await startPipe(upstreamPort));
+  else if (row === 'c') running.set(row, await startBare(upstreamUrl));
+  else if (row === 'd') running.set(row, await startProxyServer(upstreamUrl));
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+serveRole(Object.fromEntries([...running].map(([row, r]) => [row, r.port])), async (command) => {
+  switch (command.cmd) {
+    case 'active':
+      return Object.fromEntries([...running].map(([row, r]) => [row, r.active()]));
+    case 'failures':
+      return Object.fromEntries([...running].map(([row, r]) => [row, r.failures]));
+    case 'cpu': {
+      const cpu = process.cpuUsage();
+      return cpu.user + cpu.system;
+    }
+    case 'memory': {
+      // Settled figures: two full collections, with time between for the sweeper.
+      if (gc === undefined) throw new Error('run with --expose-gc');
+      gc();
+      await sleep(500);
+      gc();
+      return process.memoryUsage();
+    }
+    default:
+      throw new Error(`unknown command ${command.cmd}`);
+  }
+});
