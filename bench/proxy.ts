@@ -19,12 +19,11 @@
  * Messages are binary (no UTF-8 validation on either side), `perMessageDeflate: false` everywhere.
  * MB/s counts each echoed payload once (10^6 bytes), although it crosses the proxy twice.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,6 +34,8 @@ import { hasNativeMask } from '../src/protocol/mask.js';
 import type { ProxyOptions } from '../src/proxy/options.js';
 import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
 import { intReader } from './args.js';
+import { closeClient, openClient, pool } from './clients.js';
+import { HOST, fmt, idleFit, listen, loadAverage, machine, median, medianRatio, percentile, sleep, waitFor } from './common.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared between the two processes.
@@ -89,75 +90,25 @@ interface ChildReady {
   port: number;
 }
 
-const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Child: ws clients and the ws echo upstream.
 
-function openOne(url: string, onError: () => void): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error('open timeout'));
-    }, 15_000);
-    const failed = (err: Error): void => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    ws.once('error', failed);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      ws.off('error', failed);
-      ws.on('error', onError);
-      resolve(ws);
-    });
-  });
-}
-
 async function openClients(url: string, count: number, concurrency: number, onError: () => void): Promise<WebSocket[]> {
   const out: WebSocket[] = [];
-  let started = 0;
-  const worker = async (): Promise<void> => {
-    while (started < count) {
-      started++;
-      try {
-        out.push(await openOne(url, onError));
-      } catch {
-        onError();
-      }
+  await pool(count, concurrency, async () => {
+    try {
+      out.push(await openClient(url, 15_000, onError));
+    } catch {
+      onError();
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  });
   return out;
 }
 
 async function closeClients(clients: WebSocket[]): Promise<void> {
-  await Promise.all(clients.map((ws) => new Promise<void>((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => {
-      ws.terminate();
-      resolve();
-    }, 10_000);
-    ws.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    ws.close(1000);
-  })));
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+  await Promise.all(clients.map((ws) => closeClient(ws, 10_000)));
 }
 
 async function runLoad(command: RunCommand): Promise<LoadResult> {
@@ -361,12 +312,6 @@ interface ProxyServer {
   close(): void;
 }
 
-function listen(server: net.Server): Promise<number> {
-  return new Promise((resolve) => {
-    server.listen({ host: HOST, port: 0, backlog: 1024 }, () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
 async function startWsProxy(upstreamUrl: string, options: ProxyOptions<WebSocketProxy>): Promise<ProxyServer> {
   const server = http.createServer((_req, res) => {
     res.writeHead(426).end();
@@ -388,7 +333,7 @@ async function startWsProxy(upstreamUrl: string, options: ProxyOptions<WebSocket
       state.active--;
     });
   });
-  state.port = await listen(server);
+  state.port = await listen(server, 1024);
   return state;
 }
 
@@ -412,35 +357,8 @@ async function startTcpPipe(upstreamPort: number): Promise<ProxyServer> {
       state.active--;
     });
   });
-  state.port = await listen(server);
+  state.port = await listen(server, 1024);
   return state;
-}
-
-function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((x, y) => x - y);
-  if (sorted.length === 0) return NaN;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function fmt(value: number, digits: number): string {
-  // NaN (no sample) crosses the IPC channel as null.
-  if (!Number.isFinite(value)) return '-';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function loadLine(): string {
-  return os.loadavg().map((v) => v.toFixed(2)).join(', ');
-}
-
-/** Soft limit on open files, as the shell reports it. */
-function fileLimit(): number {
-  try {
-    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
-    return out === 'unlimited' ? Infinity : Number(out);
-  } catch {
-    return NaN;
-  }
 }
 
 /**
@@ -451,13 +369,11 @@ function fileLimit(): number {
  */
 function checkFileLimit(options: Options): void {
   if (options.idle === 0) return;
-  const need = options.idle * 2 + 512;
-  const limit = fileLimit();
+  const { count, limit, need } = idleFit(options.idle, 512);
   if (!(limit < need)) return;
-  const reduced = Math.max(0, Math.floor((limit - 512) / 2));
   console.error(`ulimit -n is ${limit} (hard limit; ${options.idle} idle connections need ${need}): `
-    + `measuring ${reduced} idle connections instead; raise it with 'ulimit -Hn ${need}' as root for the full count`);
-  options.idle = reduced;
+    + `measuring ${count} idle connections instead; raise it with 'ulimit -Hn ${need}' as root for the full count`);
+  options.idle = count;
 }
 
 /** The GC, for settled memory figures (exposed at run time: no flag needed on the command line). */
@@ -517,8 +433,8 @@ async function main(): Promise<void> {
   const rows = allRows.filter((row) => options.rows.includes(row.key));
 
   const gc = getGc();
-  const loadBefore = loadLine();
-  console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}`);
+  const loadBefore = loadAverage();
+  console.log(`${machine()}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}`);
   console.log(`load average before: ${loadBefore}`);
 
   // Idle RSS first, while the heap is fresh: freed memory is not given back promptly, so a
@@ -528,13 +444,13 @@ async function main(): Promise<void> {
     // Warm-up: the first connections compile code and grow V8's spaces; not counted.
     await request({ cmd: 'open-idle', url: allRows[2]!.url, count: 200 });
     await request({ cmd: 'close-idle' });
-    await waitFor('the warm-up connections to close', () => plain.active === 0, 20_000);
+    await waitFor('the warm-up connections to close', () => plain.active === 0, 20_000, 20);
     gc();
     await sleep(500);
     gc();
     const before = process.memoryUsage();
     const opened = await request({ cmd: 'open-idle', url: allRows[2]!.url, count: options.idle });
-    await waitFor('the idle connections to be proxied', () => plain.executing >= (opened.opened ?? 0), 30_000);
+    await waitFor('the idle connections to be proxied', () => plain.executing >= (opened.opened ?? 0), 30_000, 20);
     await sleep(1000);
     gc();
     await sleep(500);
@@ -547,7 +463,7 @@ async function main(): Promise<void> {
       + `(heap ${fmt(per('heapUsed'), 1)} KiB, external ${fmt(per('external'), 2)} KiB)`;
     console.log(idleLine);
     await request({ cmd: 'close-idle' });
-    await waitFor('the idle connections to close', () => plain.active === 0, 60_000);
+    await waitFor('the idle connections to close', () => plain.active === 0, 60_000, 20);
   }
 
   /** Per run: rates, and CPU per round trip of this process (the proxy) and of the load process. */
@@ -585,11 +501,11 @@ async function main(): Promise<void> {
         console.error(`${new Date().toISOString().slice(11, 19)} round ${round + 1} ${scenario.label} ${row.label}: ${fmt(sample.msgsPerSec, 0)} msg/s, `
           + `${fmt(sample.mbPerSec, 1)} MB/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, `
           + `CPU/msg proxy ${fmt(sample.proxyCpu, 1)} us, load ${fmt(sample.loadCpu, 1)} us${r.errors > 0 ? `, ${r.errors} errors` : ''}`);
-        await waitFor(`${row.label} connections to close`, () => row.active() === 0, 20_000);
+        await waitFor(`${row.label} connections to close`, () => row.active() === 0, 20_000, 20);
       }
     }
   }
-  const loadAfter = loadLine();
+  const loadAfter = loadAverage();
 
   const lines: string[] = [];
   lines.push(`| Messages | Row | msg/s | MB/s | p50 ms | p99 ms | msg/s vs (b) | proxy CPU µs/msg | load CPU µs/msg |`);
@@ -610,7 +526,7 @@ async function main(): Promise<void> {
   const roundRatios = (scenarioKey: string, metric: 'msgsPerSec' | 'mbPerSec', row: string): number => {
     const d = results.get(`${scenarioKey}/${row}`) ?? [];
     const b = results.get(`${scenarioKey}/b`) ?? [];
-    return median(d.map((x, i) => (b[i] === undefined ? NaN : x[metric] / b[i]![metric])));
+    return medianRatio(d, b, (x) => x[metric]);
   };
   console.log('');
   console.log(`${options.connections} connections, ${options.rounds} rounds of ${options.warmupMs} + ${options.durationMs} ms per run, medians`);
@@ -636,12 +552,6 @@ async function main(): Promise<void> {
   aggregated.close();
   // Anything left (a stuck connection) must not keep the benchmark alive.
   setTimeout(() => process.exit(0), 2000).unref();
-}
-
-async function waitFor(what: string, condition: () => boolean, capMs: number): Promise<void> {
-  const deadline = Date.now() + capMs;
-  while (!condition() && Date.now() < deadline) await sleep(20);
-  if (!condition()) console.error(`warning: still waiting for ${what} after ${capMs} ms; going on`);
 }
 
 if (process.argv.includes('--load')) {

@@ -103,11 +103,3 @@ export function serveRole(ports: Record<string, number>, handle: (command: Comma
   });
   send({ ready: true, ports });
 }
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The loopback address everything listens on. */
-export const HOST = '127.0.0.1';

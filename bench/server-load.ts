@@ -4,7 +4,9 @@
  * and keep them idle.
  */
 import { performance } from 'node:perf_hooks';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
+import { closeClient, openClient, pool } from './clients.js';
+import { percentile } from './common.js';
 import { serveRole } from './server-ipc.js';
 
 /** What a handshake run measured. */
@@ -34,49 +36,14 @@ export interface IdleResult {
 
 const GUARD_MS = 10_000;
 
-/** Opens a connection; resolves with it once open, rejects on error or after the guard. */
+/** Opens a connection; after it is open, an error (a reset) only ends it: its 'close' still follows. */
 function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error('open timeout'));
-    }, GUARD_MS);
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    ws.once('open', () => {
-      clearTimeout(timer);
-      // From here an error (a reset) only ends the connection; 'close' still follows.
-      ws.on('error', () => {});
-      resolve(ws);
-    });
-  });
+  return openClient(url, GUARD_MS, () => {});
 }
 
-/** Closes a connection with 1000 and resolves once its socket is closed (terminated after the guard). */
+/** Closes a connection with 1000; resolves once its socket is closed, or terminated after the guard. */
 function close(ws: WebSocket): Promise<void> {
-  return new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => {
-      ws.terminate();
-      resolve();
-    }, GUARD_MS);
-    ws.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    ws.close(1000);
-  });
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+  return closeClient(ws, GUARD_MS);
 }
 
 async function handshakes(url: string, concurrency: number, warmupMs: number, durationMs: number): Promise<HandshakeResult> {
@@ -127,19 +94,14 @@ async function handshakes(url: string, concurrency: number, warmupMs: number, du
 let idle: WebSocket[] = [];
 
 async function openIdle(url: string, count: number, concurrency: number): Promise<IdleResult> {
-  let started = 0;
   let errors = 0;
-  const worker = async (): Promise<void> => {
-    while (started < count) {
-      started++;
-      try {
-        idle.push(await open(url));
-      } catch {
-        errors++;
-      }
+  await pool(count, concurrency, async () => {
+    try {
+      idle.push(await open(url));
+    } catch {
+      errors++;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  });
   return { opened: idle.length, errors };
 }
 

@@ -8,11 +8,12 @@
  * - (d) `ProxyServer`: `createProxyServer({ target }).listen()`, default options.
  */
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { createProxyServer } from '../src/server/proxy-server.js';
 import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
-import { HOST, serveRole, sleep } from './server-ipc.js';
+import { HOST, listen, sleep } from './common.js';
+import { serveRole } from './server-ipc.js';
 
 /** A proxy under test: its port, and the connections it holds now. */
 interface Running {
@@ -21,12 +22,6 @@ interface Running {
   active(): number;
   /** Connections that failed (a refused or failed handshake, a socket error). */
   failures: number;
-}
-
-function listen(server: net.Server): Promise<number> {
-  return new Promise((resolve) => {
-    server.listen({ host: HOST, port: 0, backlog: 4096 }, () => resolve((server.address() as AddressInfo).port));
-  });
 }
 
 async function startPipe(upstreamPort: number): Promise<Running> {
@@ -47,7 +42,7 @@ async function startPipe(upstreamPort: number): Promise<Running> {
       active--;
     });
   });
-  state.port = await listen(server);
+  state.port = await listen(server, 4096);
   return state;
 }
 
@@ -69,7 +64,7 @@ async function startBare(upstreamUrl: string): Promise<Running> {
         active--;
       });
   });
-  state.port = await listen(server);
+  state.port = await listen(server, 4096);
   return state;
 }
 

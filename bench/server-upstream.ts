@@ -6,7 +6,8 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { HOST, serveRole } from './server-ipc.js';
+import { HOST } from './common.js';
+import { serveRole } from './server-ipc.js';
 
 const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false, backlog: 4096 });
 await once(wss, 'listening');

@@ -20,13 +20,13 @@
  * upstream in a fourth (also so that 10,000 idle connections fit under the open-files limit: each
  * process holds one socket per connection and side).
  */
-import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { intReader } from './args.js';
+import { HOST, fmt, idleFit, loadAverage, machine, median, medianRatio, sleep, waitFor } from './common.js';
 import type { HandshakeResult, IdleResult } from './server-load.js';
-import { HOST, forkRole, sleep } from './server-ipc.js';
+import { forkRole } from './server-ipc.js';
 
 const HELP = `Usage: node dist/bench/server.js [options]
   --rounds N         rounds of the handshake runs, all rows alternating; 0: idle memory only (default 5)
@@ -93,36 +93,9 @@ function parseOptions(): Options {
   };
 }
 
-function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((x, y) => x - y);
-  if (sorted.length === 0) return NaN;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function fmt(value: number, digits: number): string {
-  // NaN (no sample) crosses the IPC channel as null.
-  if (value === null || !Number.isFinite(value)) return '-';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
 /** A ratio as `1.23x`, or `-` when there is none. */
 function times(value: number, digits = 2): string {
   return value === null || !Number.isFinite(value) ? '-' : `${fmt(value, digits)}x`;
-}
-
-function loadAverage(): string {
-  return os.loadavg().map((v) => v.toFixed(2)).join(', ');
-}
-
-/** The open-files limit as a child sees it: Node raises its soft limit to the hard one at start. */
-function fileLimit(): number {
-  try {
-    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
-    return out === 'unlimited' ? Infinity : Number(out);
-  } catch {
-    return NaN;
-  }
 }
 
 /**
@@ -131,19 +104,11 @@ function fileLimit(): number {
  * said so.
  */
 function idleCount(asked: number): number {
-  const reserve = 256;
-  const limit = fileLimit();
-  if (!(limit < asked * 2 + reserve)) return asked;
-  const reduced = Math.max(0, Math.floor((limit - reserve) / 2));
-  console.log(`ulimit -n is ${limit} (the hard limit; ${asked} idle connections need ${asked * 2 + reserve} in the proxy process): `
-    + `measuring ${reduced} instead; raise the hard limit (ulimit -Hn, as root with CAP_SYS_RESOURCE) for the full count`);
-  return reduced;
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, capMs: number): Promise<void> {
-  const deadline = Date.now() + capMs;
-  while (!(await condition()) && Date.now() < deadline) await sleep(50);
-  if (!(await condition())) console.error(`warning: still waiting for ${what} after ${capMs} ms; going on`);
+  const { count, limit, need } = idleFit(asked, 256);
+  if (!(limit < need)) return asked;
+  console.log(`ulimit -n is ${limit} (the hard limit; ${asked} idle connections need ${need} in the proxy process): `
+    + `measuring ${count} instead; raise the hard limit (ulimit -Hn, as root with CAP_SYS_RESOURCE) for the full count`);
+  return count;
 }
 
 function role(name: string): string {
@@ -184,7 +149,7 @@ async function handshakeRuns(options: Options, upstreamPort: number): Promise<st
           + `${fmt(sample.rate, 0)} handshakes/s, open p50 ${fmt(r.openP50, 2)} ms, p99 ${fmt(r.openP99, 2)} ms, `
           + `CPU/handshake proxy ${fmt(sample.proxyCpu, 0)} us, clients ${fmt(sample.loadCpu, 0)} us${r.errors > 0 ? `, ${r.errors} errors` : ''}`);
         if (row !== 'a') {
-          await waitFor(`${ROW_LABELS[row]} connections to close`, async () => (await proxies.request<Active>({ cmd: 'active' }))[row] === 0, 20_000);
+          await waitFor(`${ROW_LABELS[row]} connections to close`, async () => (await proxies.request<Active>({ cmd: 'active' }))[row] === 0, 20_000, 50);
         }
       }
     }
@@ -202,7 +167,7 @@ async function handshakeRuns(options: Options, upstreamPort: number): Promise<st
   const roundRatio = (concurrency: number, row: string, base: string, metric: 'rate' | 'proxyCpu' = 'rate'): number => {
     const mine = results.get(`${concurrency}/${row}`) ?? [];
     const theirs = results.get(`${concurrency}/${base}`) ?? [];
-    return median(mine.map((x, i) => (theirs[i] === undefined ? NaN : x[metric] / theirs[i]![metric])));
+    return medianRatio(mine, theirs, (x) => x[metric]);
   };
   for (const concurrency of options.concurrency) {
     for (const row of rows) {
@@ -239,10 +204,10 @@ async function idleRuns(options: Options, count: number, upstreamPort: number): 
     // Warm-up, not counted: the first connections compile code and grow V8's spaces.
     await load.request<IdleResult>({ cmd: 'open-idle', url, count: 200, concurrency: 50 });
     await load.request({ cmd: 'close-idle' });
-    await waitFor('the warm-up connections to close', async () => (await activeNow()) === 0, 20_000);
+    await waitFor('the warm-up connections to close', async () => (await activeNow()) === 0, 20_000, 50);
     const before = await proxy.request<Memory>({ cmd: 'memory' });
     const opened = await load.request<IdleResult>({ cmd: 'open-idle', url, count, concurrency: 100 });
-    await waitFor('the idle connections to be proxied', async () => (await activeNow()) >= opened.opened, 60_000);
+    await waitFor('the idle connections to be proxied', async () => (await activeNow()) >= opened.opened, 60_000, 50);
     await sleep(1000);
     const after = await proxy.request<Memory>({ cmd: 'memory' });
     const n = await activeNow();
@@ -250,7 +215,7 @@ async function idleRuns(options: Options, count: number, upstreamPort: number): 
     console.error(`${new Date().toISOString().slice(11, 19)} idle, ${ROW_LABELS[row]}: ${n} connections, `
       + `RSS ${fmt(before.rss / 2 ** 20, 1)} -> ${fmt(after.rss / 2 ** 20, 1)} MiB${opened.errors > 0 ? `, ${opened.errors} errors` : ''}`);
     await load.request({ cmd: 'close-idle' });
-    await waitFor('the idle connections to close', async () => (await activeNow()) === 0, 60_000);
+    await waitFor('the idle connections to close', async () => (await activeNow()) === 0, 60_000, 50);
     await proxy.exit();
   }
   await load.exit();
@@ -273,8 +238,7 @@ async function idleRuns(options: Options, count: number, upstreamPort: number): 
 
 async function main(): Promise<void> {
   const options = parseOptions();
-  const cpus = os.cpus();
-  console.log(`node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB`);
+  console.log(`${machine()}, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB`);
   console.log(`load average before: ${loadAverage()}`);
   const count = options.idle > 0 ? idleCount(options.idle) : 0;
   const upstream = await forkRole(role('upstream'), []);

@@ -23,7 +23,6 @@
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import type net from 'node:net';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
@@ -43,8 +42,7 @@ import { sizeLimit } from '../src/transforms/size-limit.js';
 import { tap } from '../src/transforms/tap.js';
 import { validateJson } from '../src/transforms/validate-json.js';
 import { intReader } from './args.js';
-
-const HOST = '127.0.0.1';
+import { HOST, fmt, listen, loadAverage, machine, median, medianRatio, sleep } from './common.js';
 
 const HELP = `Usage: node dist/bench/stages.js [options]
   --rounds N        rounds of the in-process stage runs (default 5)
@@ -94,25 +92,9 @@ function parseOptions(): Options {
   };
 }
 
-function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((x, y) => x - y);
-  if (sorted.length === 0) return NaN;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function fmt(value: number, digits: number): string {
-  if (!Number.isFinite(value)) return '-';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
 function cpuMicros(since: NodeJS.CpuUsage): number {
   const cpu = process.cpuUsage(since);
   return cpu.user + cpu.system;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,8 +250,7 @@ async function startProxy(upstreamUrl: string, options: () => ProxyOptions<WebSo
         state.active--;
       });
   });
-  await new Promise<void>((resolve) => server.listen({ host: HOST, port: 0, backlog: 1024 }, resolve));
-  state.url = `ws://${HOST}:${(server.address() as net.AddressInfo).port}/`;
+  state.url = `ws://${HOST}:${await listen(server, 1024)}/`;
   return state;
 }
 
@@ -330,7 +311,7 @@ async function benchProxy(options: Options): Promise<string[]> {
 
   const c = samples.get('c') ?? [];
   const s = samples.get('s') ?? [];
-  const ratio = median(s.map((x, i) => (c[i] === undefined ? NaN : x.cpu / c[i]!.cpu)));
+  const ratio = medianRatio(s, c, (x) => x.cpu);
   const lines = [
     `| 64 B, 32 in flight | msg/s | p50 ms | p99 ms | proxy CPU µs/msg |`,
     `|---|---:|---:|---:|---:|`,
@@ -352,8 +333,8 @@ async function benchProxy(options: Options): Promise<string[]> {
 
 async function main(): Promise<void> {
   const options = parseOptions();
-  console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`);
-  console.log(`load average before: ${os.loadavg().map((v) => v.toFixed(2)).join(', ')}`);
+  console.log(machine());
+  console.log(`load average before: ${loadAverage()}`);
   const stageLines = await benchStages(options);
   const proxyLines = options.proxyRounds > 0 ? await benchProxy(options) : [];
   console.log('');
@@ -368,7 +349,7 @@ async function main(): Promise<void> {
     console.log(proxyLines.join('\n'));
   }
   console.log('');
-  console.log(`load average after: ${os.loadavg().map((v) => v.toFixed(2)).join(', ')}`);
+  console.log(`load average after: ${loadAverage()}`);
   // Anything left (a stuck connection) must not keep the benchmark alive.
   setTimeout(() => process.exit(0), 2000).unref();
 }

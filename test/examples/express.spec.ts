@@ -1,32 +1,13 @@
 import { expect } from 'chai';
 import { type RunningApp, start } from '../../examples/express.js';
-import { type RecordingClient, until, wsClient } from '../helpers/proxy-peers.js';
-import { type RecordingUpstream, recordingUpstream, refusedStatus } from './peers.js';
+import { until } from '../helpers/proxy-peers.js';
+import { exampleRig, refusedStatus } from './peers.js';
 
 describe('examples/express', () => {
-  let running: RunningApp | undefined;
-  let upstream: RecordingUpstream;
-  const cleanups: (() => unknown)[] = [];
-
-  beforeEach(async () => {
-    upstream = await recordingUpstream();
-  });
-
-  afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
-    await running?.close();
-    running = undefined;
-    await upstream.close();
-  });
-
-  async function client(url: string): Promise<RecordingClient> {
-    const c = await wsClient(url);
-    cleanups.push(() => c.ws.terminate());
-    return c;
-  }
+  const rig = exampleRig<RunningApp>();
 
   it('answers its Express routes on the port the proxy shares', async () => {
-    running = await start({ upstream: upstream.url });
+    const running = rig.own(await start({ upstream: rig.upstream.url }));
     const status = await fetch(`${running.url}/api/status`);
     expect(status.status).to.equal(200);
     expect(await status.json()).to.deep.equal({ accepting: true, connections: 0 });
@@ -38,15 +19,15 @@ describe('examples/express', () => {
   });
 
   it('proxies /ws/:room to the upstream\'s /rooms/:room, with the rest of the path and the query', async () => {
-    running = await start({ upstream: upstream.url });
-    const lobby = await client(`${running.roomUrl('lobby')}?user=ann`);
-    const history = await client(`${running.roomUrl('big room')}/history?since=5&limit=10`);
+    const running = rig.own(await start({ upstream: rig.upstream.url }));
+    const lobby = await rig.client(`${running.roomUrl('lobby')}?user=ann`);
+    const history = await rig.client(`${running.roomUrl('big room')}/history?since=5&limit=10`);
     lobby.ws.send('hi from the lobby');
     history.ws.send(Buffer.from([1, 2, 3]));
     await Promise.all([lobby.waitMessages(1), history.waitMessages(1)]);
     expect(lobby.messages).to.deep.equal(['hi from the lobby']);
     expect(history.messages).to.deep.equal([Buffer.from([1, 2, 3])]);
-    expect(upstream.paths).to.deep.equal(['/rooms/lobby?user=ann', '/rooms/big%20room/history?since=5&limit=10']);
+    expect(rig.upstream.paths).to.deep.equal(['/rooms/lobby?user=ann', '/rooms/big%20room/history?since=5&limit=10']);
 
     // The Express route sees the proxy's live connections.
     const status = await fetch(`${running.url}/api/status`);
@@ -54,20 +35,20 @@ describe('examples/express', () => {
   });
 
   it('answers 404 to an upgrade outside /ws/:room, without contacting the upstream', async () => {
-    running = await start({ upstream: upstream.url });
+    const running = rig.own(await start({ upstream: rig.upstream.url }));
     const base = running.url.replace(/^http/, 'ws');
     for (const path of ['/', '/ws', '/ws/', '/api/status', '/wsx/lobby']) {
       expect(await refusedStatus(`${base}${path}`), path).to.equal(404);
     }
-    expect(upstream.paths).to.deep.equal([]);
+    expect(rig.upstream.paths).to.deep.equal([]);
   });
 
   it('close() ends the connections with 1001 on both sides and resolves with the counts', async () => {
-    running = await start({ upstream: upstream.url });
-    const c = await client(running.roomUrl('lobby'));
-    await until(() => upstream.peers.length === 1);
+    const running = rig.own(await start({ upstream: rig.upstream.url }));
+    const c = await rig.client(running.roomUrl('lobby'));
+    await until(() => rig.upstream.peers.length === 1);
     expect(await running.close()).to.deep.equal({ connections: 1, closed: 1, failed: 0, destroyed: 0, handshakesAborted: 0 });
     expect((await c.closed).code).to.equal(1001);
-    expect((await upstream.peers[0]!.closed).code).to.equal(1001);
+    expect((await rig.upstream.peers[0]!.closed).code).to.equal(1001);
   });
 });

@@ -5,48 +5,27 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { type RunningServer, start } from '../../examples/http-server.js';
 import { closeFrame } from '../../src/frame.js';
-import { type RecordingClient, portOf, rawClient, until, upgradeHeaders, upgradeRequest, wsClient } from '../helpers/proxy-peers.js';
-import { type RecordingUpstream, recordingUpstream } from './peers.js';
+import { portOf, rawClient, until, upgradeHeaders, upgradeRequest } from '../helpers/proxy-peers.js';
+import { exampleRig } from './peers.js';
 
 describe('examples/http-server', () => {
-  let running: RunningServer | undefined;
-  let upstream: RecordingUpstream;
-  let lines: string[];
-  const cleanups: (() => unknown)[] = [];
-
-  beforeEach(async () => {
-    lines = [];
-    upstream = await recordingUpstream();
-  });
-
-  afterEach(async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn();
-    await running?.close();
-    running = undefined;
-    await upstream.close();
-  });
-
-  async function client(url: string): Promise<RecordingClient> {
-    const c = await wsClient(url);
-    cleanups.push(() => c.ws.terminate());
-    return c;
-  }
+  const rig = exampleRig<RunningServer>();
 
   it('proxies a connection to the upstream and answers the health check with 200 ok', async () => {
-    running = await start({ upstream: upstream.url, log: (line) => lines.push(line) });
-    const c = await client(running.url);
+    const running = rig.own(await start({ upstream: rig.upstream.url, log: rig.log }));
+    const c = await rig.client(running.url);
     c.ws.send('hello');
     await c.waitMessages(1);
     expect(c.messages).to.deep.equal(['hello']);
-    expect(upstream.peers[0]!.messages).to.deep.equal(['hello']);
+    expect(rig.upstream.peers[0]!.messages).to.deep.equal(['hello']);
     const res = await fetch(running.healthUrl);
     expect([res.status, await res.text()]).to.deep.equal([200, 'ok\n']);
   });
 
   it('close() drains: 1001 to the client and the upstream, then resolves with how the connections ended', async () => {
-    running = await start({ upstream: upstream.url, log: (line) => lines.push(line) });
-    const a = await client(running.url);
-    const b = await client(running.url);
+    const running = rig.own(await start({ upstream: rig.upstream.url, log: rig.log }));
+    const a = await rig.client(running.url);
+    const b = await rig.client(running.url);
     a.ws.send('a');
     b.ws.send('b');
     await Promise.all([a.waitMessages(1), b.waitMessages(1)]);
@@ -54,17 +33,17 @@ describe('examples/http-server', () => {
     expect(result).to.deep.equal({ connections: 2, closed: 2, failed: 0, destroyed: 0, handshakesAborted: 0 });
     expect((await a.closed).code).to.equal(1001);
     expect((await b.closed).code).to.equal(1001);
-    for (const peer of upstream.peers) expect((await peer.closed).code).to.equal(1001);
-    expect(lines).to.have.length(2);
-    for (const line of lines) expect(line).to.match(/closed by proxy, cleanly$/);
+    for (const peer of rig.upstream.peers) expect((await peer.closed).code).to.equal(1001);
+    expect(rig.lines).to.have.length(2);
+    for (const line of rig.lines) expect(line).to.match(/closed by proxy, cleanly$/);
   });
 
   it('answers the health check 503 and refuses new upgrades with 503 while it drains', async () => {
-    running = await start({ upstream: upstream.url, log: (line) => lines.push(line) });
+    const running = rig.own(await start({ upstream: rig.upstream.url, log: rig.log }));
     // A raw client does not answer the close frame by itself: the drain waits for it.
     const raw = await rawClient(portOf(running.url));
-    cleanups.push(() => raw.destroy());
-    await until(() => upstream.peers.length === 1);
+    rig.onCleanup(() => raw.destroy());
+    await until(() => rig.upstream.peers.length === 1);
     const drained = running.close();
     const sent = await raw.waitClose();
     expect(sent.code).to.equal(1001);
@@ -77,7 +56,7 @@ describe('examples/http-server', () => {
 
     raw.send(closeFrame(1001));
     expect(await drained).to.deep.equal({ connections: 1, closed: 1, failed: 0, destroyed: 0, handshakesAborted: 0 });
-    expect(lines).to.include('refused (503): Server is shutting down');
+    expect(rig.lines).to.include('refused (503): Server is shutting down');
   });
 
   describe('run as a program', () => {
@@ -90,7 +69,7 @@ describe('examples/http-server', () => {
 
     it('drains on SIGTERM: the client gets 1001, the drain is reported, and the process exits 0', async () => {
       const program = fileURLToPath(new URL('../../examples/http-server.js', import.meta.url));
-      const proc = spawn(process.execPath, [program, upstream.url], {
+      const proc = spawn(process.execPath, [program, rig.upstream.url], {
         env: { ...process.env, PORT: '0' },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
@@ -102,7 +81,7 @@ describe('examples/http-server', () => {
       const url = /^proxy on (ws:\/\/\S+) /.exec(out[0] ?? '')?.[1];
       expect(url, out.join('\n')).to.be.a('string');
 
-      const c = await client(url!);
+      const c = await rig.client(url!);
       c.ws.send('before the signal');
       await c.waitMessages(1);
       proc.kill('SIGTERM');
