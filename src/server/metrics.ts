@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import { type MetricsRegistry, requirePromClient } from '../transforms/metrics.js';
+import { type MetricConfig, type MetricsRegistry, requirePromClient } from '../transforms/metrics.js';
 
 /** Upper bounds of `ws_proxy_handshake_duration_seconds`: 1 ms to 30 s. */
 export const HANDSHAKE_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -30,14 +30,6 @@ interface Counter {
 
 interface Histogram {
   observe(labels: Labels, value: number): void;
-}
-
-interface MetricConfig {
-  name: string;
-  help: string;
-  labelNames: string[];
-  registers: MetricsRegistry[];
-  buckets?: number[];
 }
 
 /** The parts of prom-client used here. */

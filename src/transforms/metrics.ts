@@ -64,7 +64,8 @@ interface PromHistogram extends PromMetric {
   labels(...values: string[]): { observe(value: number): void };
 }
 
-interface MetricConfig {
+/** What a prom-client metric is made with. @internal */
+export interface MetricConfig {
   name: string;
   help: string;
   labelNames: string[];

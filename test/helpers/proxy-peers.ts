@@ -191,8 +191,8 @@ export interface PlainResponse {
  * Sends an upgrade request with exactly `headers` (no defaults added but Host) and resolves with the
  * response if it is not a 101; rejects if the request was upgraded (the socket is destroyed).
  */
-export async function upgradeRequest(port: number, headers: Record<string, string>, method = 'GET'): Promise<PlainResponse> {
-  const req = http.request({ host: '127.0.0.1', port, path: '/', method, agent: false, headers });
+export async function upgradeRequest(port: number, headers: Record<string, string>, method = 'GET', path = '/'): Promise<PlainResponse> {
+  const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers });
   req.end();
   return new Promise<PlainResponse>((resolve, reject) => {
     req.on('upgrade', (_res, socket: net.Socket) => {

@@ -3,9 +3,8 @@
  * requests to any path. Everything on 127.0.0.1, released after each test by `releaseAll()`.
  */
 import http from 'node:http';
-import type net from 'node:net';
 import { type ProxyServer, type ProxyServerOptions, createProxyServer } from '../../src/index.js';
-import { type PlainResponse, upgradeHeaders } from '../helpers/proxy-peers.js';
+import { type PlainResponse, upgradeHeaders, upgradeRequest } from '../helpers/proxy-peers.js';
 import { echo, startUpstream } from '../helpers/proxy-harness.js';
 import { onCleanup } from '../proxy/rig.js';
 
@@ -31,20 +30,7 @@ export async function listening(options: ProxyServerOptions): Promise<{ server: 
 
 /** A plain HTTP request with upgrade headers to `path`; resolves with the non-101 response. */
 export function upgradeTo(port: number, path: string, extra: Record<string, string> = {}): Promise<PlainResponse> {
-  const req = http.request({ host: '127.0.0.1', port, path, agent: false, headers: upgradeHeaders(extra) });
-  req.end();
-  return new Promise<PlainResponse>((resolve, reject) => {
-    req.on('upgrade', (_res, socket: net.Socket) => {
-      socket.destroy();
-      reject(new Error('unexpectedly upgraded'));
-    });
-    req.on('error', reject);
-    req.on('response', (res: http.IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-  });
+  return upgradeRequest(port, upgradeHeaders(extra), 'GET', path);
 }
 
 /** A plain GET; resolves with status and body. */

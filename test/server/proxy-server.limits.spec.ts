@@ -94,5 +94,7 @@ describe('server/ProxyServer limits', () => {
     expect(() => createProxyServer({ target: 'ws://127.0.0.1:1', handshakeTimeout: -1 })).to.throw(TypeError, 'options.handshakeTimeout');
     expect(() => createProxyServer({ target: 'ws://127.0.0.1:1', routes: [] })).to.throw(TypeError, 'exclusive');
     expect(() => createProxyServer({} as never)).to.throw(TypeError, 'options.routes or options.target is required');
+    // A misspelt option is an error, not a limit silently left off.
+    expect(() => createProxyServer({ target: 'ws://127.0.0.1:1', maxConection: 5 } as never)).to.throw(TypeError, 'options.maxConection is not an option of createProxyServer');
   });
 });
