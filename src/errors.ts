@@ -90,6 +90,8 @@ export const ErrorCodes = {
   WSP_ERR_RATE_LIMITED: { closeCode: 1008, message: 'rate limit exceeded' },
   /** `send()` would queue more than `maxSendQueueSize` bytes of injected frames for a side. */
   WSP_ERR_SEND_QUEUE_FULL: { closeCode: 1011, message: 'send queue full' },
+  /** A compressed message (RSV1, permessage-deflate) whose payload is not a valid DEFLATE stream (RFC 7692 section 7.2.2). */
+  WSP_ERR_INFLATE_FAILED: { closeCode: 1007, message: 'compressed message cannot be inflated' },
 } as const;
 
 /** One of the stable error codes, e.g. `'WSP_ERR_INVALID_OPCODE'`. */

@@ -10,6 +10,12 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HandshakeError } from '../errors.js';
 import {
+  type DeflateParameters,
+  type PerMessageDeflateOption,
+  resolvePerMessageDeflate,
+} from '../protocol/deflate.js';
+import { type DeflateAnswer, InvalidExtensionsError, answerDeflateOffers } from './extensions.js';
+import {
   HOP_BY_HOP_HEADERS,
   acceptKey,
   connectionListedHeaders,
@@ -60,6 +66,24 @@ export interface AcceptClientOptions {
    * @defaultValue {}
    */
   headers?: Readonly<Record<string, string | readonly string[]>>;
+  /**
+   * Answer the client's permessage-deflate offers (RFC 7692) with these settings (`true`: the
+   * defaults of `PerMessageDeflateSettings`): the first acceptable offer, in the client's order, is
+   * answered in `Sec-WebSocket-Extensions`; when none is acceptable none is answered. A
+   * `Sec-WebSocket-Extensions` header that cannot be parsed, or a permessage-deflate offer with an
+   * unknown, repeated or invalid parameter, is answered 400 as `ws` does. With `false` the header is
+   * ignored and no extension is answered. Invalid settings reject with a TypeError naming
+   * `options.perMessageDeflate`.
+   * @defaultValue false
+   */
+  perMessageDeflate?: PerMessageDeflateOption;
+  /**
+   * Parameters to reproduce when the client's offers allow, normally those the upstream accepted
+   * (`UpstreamConnection.perMessageDeflate`), so that compressed frames can pass through both hops
+   * untouched (see `passThroughDirections`). Ignored without `perMessageDeflate`.
+   * @defaultValue none: the settings alone decide
+   */
+  perMessageDeflateMatch?: DeflateParameters;
 }
 
 /** A client connection after the 101 response. */
@@ -70,6 +94,8 @@ export interface AcceptedClient {
   head: Buffer;
   /** The subprotocol answered in the 101, or undefined for none. */
   protocol: string | undefined;
+  /** The permessage-deflate parameters answered in the 101, or undefined for none. */
+  perMessageDeflate: DeflateParameters | undefined;
 }
 
 /** Response headers of the 101 that the caller may not set. Lower case. */
@@ -96,8 +122,8 @@ function invalid(reason: string): InvalidClientRequest {
  * Every defect gives 400, except an unsupported `Sec-WebSocket-Version`, which gives 426 with
  * `Sec-WebSocket-Version: 13` (section 4.2.2). A *missing* version gives 400: without it the request
  * is not a WebSocket handshake at all (section 4.2.1), whereas 426 answers a version the server does
- * not understand (sections 4.2.2 and 4.4). `Sec-WebSocket-Extensions` is ignored (none is ever
- * negotiated) and `Origin` is not checked (that is the proxy's policy).
+ * not understand (sections 4.2.2 and 4.4). `Sec-WebSocket-Extensions` is not checked here (see
+ * {@link acceptClient}) and `Origin` is not checked (that is the proxy's policy).
  *
  * @param req - the request, e.g. from the HTTP server's `'upgrade'` event
  * @returns `{ ok: true, key, protocols }` or `{ ok: false, statusCode, reason, headers? }`
@@ -183,16 +209,19 @@ function letClose(socket: Duplex): void {
  * The 101 carries `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept`,
  * `Sec-WebSocket-Protocol` only when `options.protocol` is one the client offered (a protocol the
  * upstream selected but the client did not offer is not answered: the client would have to fail
- * the connection, section 4.1), never `Sec-WebSocket-Extensions`, and `options.headers`.
+ * the connection, section 4.1), `Sec-WebSocket-Extensions` only with `options.perMessageDeflate`
+ * and an acceptable offer, and `options.headers`.
  *
  * @param req - the client's request
  * @param socket - its socket, from the HTTP server's `'upgrade'` event
  * @param head - the bytes the client sent past the request, from the same event
  * @param options - see {@link AcceptClientOptions}
- * @returns once the 101 is handed to the socket: the socket, `head`, and the answered subprotocol
+ * @returns once the 101 is handed to the socket: the socket, `head`, the answered subprotocol and
+ *   permessage-deflate parameters
  * @throws (rejects) {@link HandshakeError} `WSP_ERR_CLIENT_HANDSHAKE`, with `statusCode` 400 or 426,
- *   for an invalid request; without `statusCode` if the socket is closed or the 101 cannot be
- *   written. TypeError for invalid `options.headers`.
+ *   for an invalid request (with `perMessageDeflate`, also for a malformed
+ *   `Sec-WebSocket-Extensions`); without `statusCode` if the socket is closed or the 101 cannot be
+ *   written. TypeError for invalid `options.headers` or `options.perMessageDeflate`.
  */
 export async function acceptClient(
   req: IncomingMessage,
@@ -204,14 +233,20 @@ export async function acceptClient(
     throw new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', 'the client socket is closed');
   }
   const extra = headerLines(options.headers ?? {}, (name) => RESERVED_101_HEADERS.has(name));
+  const settings = resolvePerMessageDeflate(options.perMessageDeflate ?? false);
 
   const check = validateClientRequest(req);
-  if (!check.ok) {
-    const headers = { 'Content-Type': 'text/plain; charset=utf-8', ...check.headers };
-    // Section 4.2.1: the server "MUST stop processing the client's handshake and return an HTTP
-    // response with an appropriate error code (such as 400 Bad Request)".
-    writeHttpResponse(socket, check.statusCode, headers, `${check.reason}\n`);
-    throw new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', check.reason, { statusCode: check.statusCode, headers });
+  if (!check.ok) rejectRequest(socket, check);
+  let deflate: DeflateAnswer | undefined;
+  if (settings !== false) {
+    try {
+      // Section 4.2.2, /extensions/: "Either a list representing the protocol-level extensions the
+      // server is ready to use or null"; RFC 7692 section 5: the server accepts one offer or none.
+      deflate = answerDeflateOffers(req.headers['sec-websocket-extensions'], settings, options.perMessageDeflateMatch);
+    } catch (err) {
+      if (!(err instanceof InvalidExtensionsError)) throw err;
+      rejectRequest(socket, { ok: false, statusCode: 400, reason: err.message });
+    }
   }
 
   // Section 4.2.2, item 5.3: "Either a single value representing the subprotocol the server is
@@ -225,6 +260,7 @@ export async function acceptClient(
     + 'Connection: Upgrade\r\n'
     + `Sec-WebSocket-Accept: ${acceptKey(check.key)}\r\n`
     + (protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${protocol}\r\n`)
+    + (deflate === undefined ? '' : `Sec-WebSocket-Extensions: ${deflate.header}\r\n`)
     + extra.join('')
     + '\r\n';
 
@@ -248,9 +284,21 @@ export async function acceptClient(
       if (settled) return;
       settled = true;
       socket.off('error', failed);
-      resolve({ socket, head, protocol });
+      resolve({ socket, head, protocol, perMessageDeflate: deflate?.parameters });
     });
   });
+}
+
+/**
+ * Answers an invalid request with its status and a `text/plain` reason, ends the socket, and throws
+ * the matching `WSP_ERR_CLIENT_HANDSHAKE`.
+ */
+function rejectRequest(socket: Duplex, check: InvalidClientRequest): never {
+  const headers = { 'Content-Type': 'text/plain; charset=utf-8', ...check.headers };
+  // Section 4.2.1: the server "MUST stop processing the client's handshake and return an HTTP
+  // response with an appropriate error code (such as 400 Bad Request)".
+  writeHttpResponse(socket, check.statusCode, headers, `${check.reason}\n`);
+  throw new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', check.reason, { statusCode: check.statusCode, headers });
 }
 
 /**

@@ -10,6 +10,12 @@ import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, req
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { HandshakeError } from '../errors.js';
+import {
+  type DeflateParameters,
+  type PerMessageDeflateOption,
+  resolvePerMessageDeflate,
+} from '../protocol/deflate.js';
+import { type DeflateOffer, acceptDeflateResponse, deflateOffer } from './extensions.js';
 import { acceptKey, hasToken, isToken, parseTokenList } from './headers.js';
 
 /** Most bytes of a non-101 response body kept in {@link HandshakeError.body}: 64 KiB. */
@@ -30,13 +36,13 @@ const RESERVED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'transfer-encoding',
 ]);
 
-/** Options of {@link connectUpstream}. */
+/** The handshake options of {@link connectUpstream}, except `perMessageDeflate`. */
 export interface UpstreamOptions {
   /**
    * Headers added to the request. They override the defaults (`Host`, for instance), except those
    * that make it a WebSocket handshake or would corrupt it, which are always ours and are ignored
    * here: `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version`,
-   * `Sec-WebSocket-Accept`, `Sec-WebSocket-Extensions` (no extension is offered), `Content-Length`
+   * `Sec-WebSocket-Accept`, `Sec-WebSocket-Extensions` (see `perMessageDeflate`), `Content-Length`
    * and `Transfer-Encoding`. A `Sec-WebSocket-Protocol` header here is parsed as the offered
    * subprotocols when `protocols` is not given, and ignored when it is.
    * @defaultValue {}
@@ -95,6 +101,23 @@ export interface UpstreamOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Options of {@link connectUpstream}: {@link UpstreamOptions} plus the permessage-deflate offer,
+ * kept apart so that the proxy's `ConnectOptions` (built on `UpstreamOptions`) does not expose it
+ * before the frame layer handles compressed frames.
+ */
+export interface ConnectUpstreamOptions extends UpstreamOptions {
+  /**
+   * Offer permessage-deflate (RFC 7692) with these settings (`true`: the defaults of
+   * `PerMessageDeflateSettings`) and accept the upstream's answer if it is valid for the offer; an
+   * invalid answer fails with `WSP_ERR_UPSTREAM_HANDSHAKE`. With `false` no extension is offered
+   * and an upstream that answers one is refused. Invalid settings reject with a TypeError naming
+   * `options.perMessageDeflate`.
+   * @defaultValue false
+   */
+  perMessageDeflate?: PerMessageDeflateOption;
+}
+
 /** An upstream WebSocket connection, after a valid 101 response. */
 export interface UpstreamConnection {
   /**
@@ -107,6 +130,8 @@ export interface UpstreamConnection {
   head: Buffer;
   /** The subprotocol the upstream selected, or undefined if it selected none. */
   protocol: string | undefined;
+  /** The permessage-deflate parameters the upstream accepted, or undefined for none. */
+  perMessageDeflate: DeflateParameters | undefined;
   /** The 101 response's headers (lower-case names). */
   headers: IncomingHttpHeaders;
   /** The URL connected to. */
@@ -173,8 +198,15 @@ function checkTimeout(timeout: number | undefined): number {
   return timeout;
 }
 
-/** Builds the request headers: the caller's, then ours. Returns them and the offered protocols. */
-function requestHeaders(options: UpstreamOptions, key: string): [Record<string, string | string[]>, string[]] {
+/**
+ * Builds the request headers: the caller's, then ours. Returns them and the offered protocols.
+ * `deflate` is the permessage-deflate offer, if any.
+ */
+function requestHeaders(
+  options: ConnectUpstreamOptions,
+  key: string,
+  deflate: DeflateOffer | undefined,
+): [Record<string, string | string[]>, string[]] {
   const headers: Record<string, string | string[]> = {};
   let protocols: string[] = [];
   for (const [name, value] of Object.entries(options.headers ?? {})) {
@@ -199,6 +231,9 @@ function requestHeaders(options: UpstreamOptions, key: string): [Record<string, 
   headers['Sec-WebSocket-Key'] = key;
   headers['Sec-WebSocket-Version'] = '13';
   if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
+  // Section 4.1, item 11: "The request MAY include a header field with the name
+  // |Sec-WebSocket-Extensions|."
+  if (deflate !== undefined) headers['Sec-WebSocket-Extensions'] = deflate.header;
   return [headers, protocols];
 }
 
@@ -206,14 +241,15 @@ function requestHeaders(options: UpstreamOptions, key: string): [Record<string, 
  * Checks a 101 response against RFC 6455 section 4.1 (the client's validation of the server's
  * handshake).
  *
- * @returns the selected subprotocol (undefined for none), or the failure's detail as a string
- *   inside an object
+ * @returns the selected subprotocol (undefined for none) and the accepted permessage-deflate
+ *   parameters, or the failure's detail as a string inside an object
  */
 function validateResponse(
   res: IncomingMessage,
   key: string,
   offered: readonly string[],
-): { protocol: string | undefined } | { error: string } {
+  deflate: DeflateOffer | undefined,
+): { protocol: string | undefined; perMessageDeflate: DeflateParameters | undefined } | { error: string } {
   const headers = res.headers;
   // "If the response lacks an |Upgrade| header field or the |Upgrade| header field contains a value
   // that is not an ASCII case-insensitive match for the value "websocket", the client MUST _Fail
@@ -237,19 +273,26 @@ function validateResponse(
   if (accept !== acceptKey(key)) return { error: `Sec-WebSocket-Accept ${JSON.stringify(accept)} does not match the key` };
   // "If the response includes a |Sec-WebSocket-Extensions| header field and this header field
   // indicates the use of an extension that was not present in the client's handshake ... the
-  // client MUST _Fail the WebSocket Connection_." No extension is offered.
+  // client MUST _Fail the WebSocket Connection_." Only permessage-deflate is ever offered.
   const extensions = headers['sec-websocket-extensions'];
-  if (extensions !== undefined && extensions.trim() !== '') {
-    return { error: `extension ${JSON.stringify(extensions)} not offered` };
+  let perMessageDeflate: DeflateParameters | undefined;
+  if (deflate === undefined) {
+    if (extensions !== undefined && extensions.trim() !== '') {
+      return { error: `extension ${JSON.stringify(extensions)} not offered` };
+    }
+  } else {
+    const answer = acceptDeflateResponse(extensions, deflate);
+    if ('error' in answer) return answer;
+    perMessageDeflate = answer.parameters;
   }
   // "If the response includes a |Sec-WebSocket-Protocol| header field and this header field
   // indicates the use of a subprotocol that was not present in the client's handshake ... the
   // client MUST _Fail the WebSocket Connection_."
   const selected = headers['sec-websocket-protocol'];
-  if (selected === undefined) return { protocol: undefined };
+  if (selected === undefined) return { protocol: undefined, perMessageDeflate };
   if (offered.length === 0) return { error: `subprotocol ${JSON.stringify(selected)} selected but none was offered` };
   if (!offered.includes(selected)) return { error: `subprotocol ${JSON.stringify(selected)} was not offered` };
-  return { protocol: selected };
+  return { protocol: selected, perMessageDeflate };
 }
 
 /**
@@ -258,7 +301,8 @@ function validateResponse(
  *
  * The request is `GET <path+query>` with `Host`, `Upgrade: websocket`, `Connection: Upgrade`, a
  * fresh random 16-byte `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`, the offered subprotocols,
- * `Origin` and the caller's headers; no extension is offered. Credentials in the URL
+ * `Origin`, the permessage-deflate offer when `perMessageDeflate` asks for one, and the caller's
+ * headers. Credentials in the URL
  * (`ws://user:pass@host`) are sent as Basic `Authorization`.
  *
  * Every failure is a rejection (never a synchronous throw), and leaves no socket or timer behind:
@@ -271,13 +315,14 @@ function validateResponse(
  * - a status other than 101: `WSP_ERR_UPSTREAM_REJECTED` with `statusCode`, `headers` and `body`
  *   (at most {@link MAX_REJECTION_BODY} bytes; what was received if the body was cut short);
  * - a 101 that is not a valid WebSocket answer (Upgrade, Connection, Sec-WebSocket-Accept, an
- *   extension, or a subprotocol that was not offered): `WSP_ERR_UPSTREAM_HANDSHAKE`.
+ *   extension that was not offered or an invalid permessage-deflate answer, or a subprotocol that
+ *   was not offered): `WSP_ERR_UPSTREAM_HANDSHAKE`.
  *
  * @param url - `ws://host[:port]/path?query` or `wss://...`; IPv6 literals in brackets; default
  *   ports 80 and 443
- * @param options - see {@link UpstreamOptions}
- * @returns the connection: raw socket, bytes past the response, selected subprotocol, response
- *   headers and URL
+ * @param options - see {@link ConnectUpstreamOptions}
+ * @returns the connection: raw socket, bytes past the response, selected subprotocol, accepted
+ *   permessage-deflate parameters, response headers and URL
  *
  * @example
  * ```ts
@@ -287,13 +332,15 @@ function validateResponse(
  * const frames = new FrameReadable(socket, { role: 'client', head });
  * ```
  */
-export async function connectUpstream(url: string | URL, options: UpstreamOptions = {}): Promise<UpstreamConnection> {
+export async function connectUpstream(url: string | URL, options: ConnectUpstreamOptions = {}): Promise<UpstreamConnection> {
   const target = parseTarget(url);
   const timeout = checkTimeout(options.timeout);
   // Section 4.1: "a nonce consisting of a randomly selected 16-byte value that has been
   // base64-encoded"; "The nonce MUST be selected randomly for each connection."
   const key = randomBytes(16).toString('base64');
-  const [headers, offered] = requestHeaders(options, key);
+  const settings = resolvePerMessageDeflate(options.perMessageDeflate ?? false);
+  const deflate = settings === false ? undefined : deflateOffer(settings);
+  const [headers, offered] = requestHeaders(options, key, deflate);
   const signal = options.signal;
   signal?.throwIfAborted();
 
@@ -366,7 +413,7 @@ export async function connectUpstream(url: string | URL, options: UpstreamOption
         socket.destroy();
         return;
       }
-      const result = validateResponse(res, key, offered);
+      const result = validateResponse(res, key, offered, deflate);
       if ('error' in result) {
         finish();
         socket.destroy();
@@ -376,7 +423,14 @@ export async function connectUpstream(url: string | URL, options: UpstreamOption
       finish();
       socket.setTimeout(0);
       socket.setNoDelay(true);
-      resolve({ socket, head, protocol: result.protocol, headers: res.headers, url: target.url });
+      resolve({
+        socket,
+        head,
+        protocol: result.protocol,
+        perMessageDeflate: result.perMessageDeflate,
+        headers: res.headers,
+        url: target.url,
+      });
     });
 
     req.on('response', (res: IncomingMessage) => {
@@ -384,7 +438,7 @@ export async function connectUpstream(url: string | URL, options: UpstreamOption
       if (res.statusCode === 101) {
         // Node reports a 101 as an upgrade only with both Upgrade and Connection: upgrade; the
         // validation says which one is wrong.
-        const result = validateResponse(res, key, offered);
+        const result = validateResponse(res, key, offered, deflate);
         fail(new HandshakeError('WSP_ERR_UPSTREAM_HANDSHAKE',
           'error' in result ? result.error : 'the 101 response is not an upgrade'));
         return;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import http, { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
+import { type PerMessageDeflateOptions, WebSocket } from 'ws';
 import { HandshakeError } from '../../src/errors.js';
 import { type Frame, textFrame } from '../../src/frame.js';
 import {
@@ -14,6 +14,7 @@ import {
   writeHttpResponse,
 } from '../../src/handshake/client.js';
 import { acceptKey } from '../../src/handshake/headers.js';
+import type { DeflateParameters } from '../../src/protocol/deflate.js';
 import { FrameReadable } from '../../src/streams/frame-readable.js';
 import { FrameWritable } from '../../src/streams/frame-writable.js';
 import {
@@ -435,5 +436,107 @@ describe('handshake/client', () => {
       expect(socket.bytesWritten).to.equal(0);
       socket.destroy();
     });
+  });
+});
+
+describe('handshake/client: acceptClient with perMessageDeflate', () => {
+  let server: Awaited<ReturnType<typeof acceptingServer>>;
+  const clients: WebSocket[] = [];
+  beforeEach(async () => {
+    server = await acceptingServer();
+  });
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.terminate();
+    await server.close();
+  });
+
+  function connect(perMessageDeflate: boolean | PerMessageDeflateOptions): WebSocket {
+    const client = new WebSocket(`ws://127.0.0.1:${server.port}/chat`, { perMessageDeflate });
+    clients.push(client);
+    return client;
+  }
+
+  const all = (overrides: Partial<DeflateParameters>): DeflateParameters => ({
+    serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, ...overrides,
+  });
+
+  const cases: Array<[string, AcceptClientOptions, boolean | PerMessageDeflateOptions, string | undefined, DeflateParameters | undefined]> = [
+    ['the defaults, to a ws client with its defaults', { perMessageDeflate: true }, true,
+      'permessage-deflate; client_max_window_bits=12; server_max_window_bits=12', all({ serverMaxWindowBits: 12, clientMaxWindowBits: 12 })],
+    ['the defaults, to a ws client asking for no context takeover and a 10-bit server window',
+      { perMessageDeflate: true }, { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10 },
+      'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12',
+      all({ serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12 })],
+    ['full windows', { perMessageDeflate: { serverMaxWindowBits: 15, clientMaxWindowBits: 15 } }, true, 'permessage-deflate', all({})],
+    ['the upstream\'s parameters to match', {
+      perMessageDeflate: true,
+      perMessageDeflateMatch: all({ serverNoContextTakeover: true, clientMaxWindowBits: 11 }),
+    }, true, 'permessage-deflate; client_max_window_bits=11; server_no_context_takeover',
+    all({ serverNoContextTakeover: true, clientMaxWindowBits: 11 })],
+    ['the defaults, to a ws client without compression', { perMessageDeflate: true }, false, undefined, undefined],
+  ];
+  for (const [what, options, clientOption, answered, negotiated] of cases) {
+    it(`answers ${what}`, async () => {
+      server.state.options = options;
+      const client = connect(clientOption);
+      const [res] = await opened(client);
+      expect(res.headers['sec-websocket-extensions']).to.equal(answered);
+      expect(client.extensions).to.equal(answered === undefined ? '' : 'permessage-deflate');
+      expect((await accepted(server.next())).perMessageDeflate).to.deep.equal(negotiated);
+    });
+  }
+
+  const garbled: Array<[string, string]> = [
+    ['permessage-deflate; server_max_window_bits=16', 'Invalid value for parameter "server_max_window_bits": 16'],
+    ['permessage-deflate;;', 'Unexpected character at index 19'],
+    ['permessage-deflate; mystery', 'Unknown parameter "mystery"'],
+  ];
+  for (const [header, detail] of garbled) {
+    it(`answers ${JSON.stringify(header)} with 400 and WSP_ERR_CLIENT_HANDSHAKE, as ws does`, async () => {
+      server.state.options = { perMessageDeflate: true };
+      const exchange = await rawExchange(server.port, upgradeRequest({ 'Sec-WebSocket-Extensions': header }));
+      const err = await rejected(server.next());
+      expect(err.code).to.equal('WSP_ERR_CLIENT_HANDSHAKE');
+      expect(err.statusCode).to.equal(400);
+      const reason = `invalid Sec-WebSocket-Extensions header: ${detail}`;
+      expect(err.message).to.equal(`invalid client handshake request: ${reason}`);
+      const response = parseResponse(exchange.text);
+      expect(response.statusLine).to.equal('HTTP/1.1 400 Bad Request');
+      expect(response.body).to.equal(`${reason}\n`);
+      expect(exchange.ended).to.equal(true);
+    });
+  }
+
+  it('ignores a garbled header without perMessageDeflate', async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.write(upgradeRequest({ 'Sec-WebSocket-Extensions': 'permessage-deflate;;' }));
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    const client = await accepted(server.next());
+    expect(client.perMessageDeflate).to.equal(undefined);
+    const response = parseResponse(chunk.toString('latin1'));
+    expect(response.statusLine).to.equal('HTTP/1.1 101 Switching Protocols');
+    expect(headerValues(response.headers, 'sec-websocket-extensions')).to.deep.equal([]);
+    socket.destroy();
+    client.socket.destroy();
+  });
+
+  it('answers an invalid request 400 before looking at its extensions', async () => {
+    server.state.options = { perMessageDeflate: true };
+    await rawExchange(server.port, upgradeRequest({ 'Sec-WebSocket-Extensions': 'permessage-deflate;;', Upgrade: undefined }));
+    expect((await rejected(server.next())).message).to.contain('missing Upgrade header');
+  });
+
+  it('rejects invalid settings with a TypeError before writing anything', async () => {
+    const [socket] = await Promise.all([
+      new Promise<net.Socket>((resolve) => {
+        const s = net.connect(server.port, '127.0.0.1', () => resolve(s));
+      }),
+    ]);
+    const req = fakeRequest({ host: 'h', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': KEY, 'sec-websocket-version': '13' });
+    const err = await rejectionOf(acceptClient(req, socket, Buffer.alloc(0), { perMessageDeflate: { serverMaxWindowBits: 16 } }));
+    expect(err).to.be.instanceOf(TypeError);
+    expect(err.message).to.equal('options.perMessageDeflate.serverMaxWindowBits must be an integer from 8 to 15');
+    expect(socket.bytesWritten).to.equal(0);
+    socket.destroy();
   });
 });

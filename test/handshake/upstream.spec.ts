@@ -5,11 +5,12 @@ import https from 'node:https';
 import net from 'node:net';
 import { TLSSocket } from 'node:tls';
 import sinon from 'sinon';
-import { WebSocketServer } from 'ws';
+import { type PerMessageDeflateOptions, WebSocketServer } from 'ws';
 import { HandshakeError } from '../../src/errors.js';
 import { type Frame, closeFrame, textFrame } from '../../src/frame.js';
 import { acceptKey } from '../../src/handshake/headers.js';
 import { MAX_REJECTION_BODY, type UpstreamConnection, connectUpstream } from '../../src/handshake/upstream.js';
+import type { DeflateParameters, PerMessageDeflateSettings } from '../../src/protocol/deflate.js';
 import { FrameReadable } from '../../src/streams/frame-readable.js';
 import { FrameWritable } from '../../src/streams/frame-writable.js';
 import { closeServer, freePort, listen, rejectionOf, tls, trackSockets } from './helpers.js';
@@ -498,5 +499,101 @@ describe('handshake/upstream: connectUpstream', () => {
       const err = await rejectionOf(connectUpstream('ws://127.0.0.1:1/', { headers: { 'X-Bad': 'a\r\nInjected: yes' } }));
       expect(err).to.be.instanceOf(TypeError);
     });
+  });
+});
+
+describe('handshake/upstream: connectUpstream with perMessageDeflate', () => {
+  /** A ws server with the given perMessageDeflate option, recording the requests it accepts. */
+  async function wsDeflateServer(perMessageDeflate: boolean | PerMessageDeflateOptions) {
+    const server = http.createServer();
+    const wss = new WebSocketServer({ server, perMessageDeflate });
+    const requests: http.IncomingMessage[] = [];
+    const extensions: string[] = [];
+    wss.on('connection', (ws, req) => {
+      requests.push(req);
+      extensions.push(ws.extensions);
+    });
+    const sockets = trackSockets(server);
+    const port = await listen(server);
+    return {
+      port,
+      requests,
+      extensions,
+      async close() {
+        for (const client of wss.clients) client.terminate();
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        await closeServer(server, sockets);
+      },
+    };
+  }
+
+  const cases: Array<[string, boolean | PerMessageDeflateSettings, boolean | PerMessageDeflateOptions, string | undefined, DeflateParameters | undefined]> = [
+    ['the defaults, against a ws server with its defaults', true, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
+      { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 12, clientMaxWindowBits: 12 }],
+    ['the defaults, against a ws server that requires no context takeover and a 10-bit window',
+      true, { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10 },
+      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
+      { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12 }],
+    ['full windows and no context takeover asked', { serverMaxWindowBits: 15, clientMaxWindowBits: 15, serverNoContextTakeover: true },
+      {}, 'permessage-deflate; server_no_context_takeover; client_max_window_bits',
+      { serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }],
+    ['the defaults, against a ws server without compression', true, false,
+      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12', undefined],
+    ['false, against a ws server with compression', false, {}, undefined, undefined],
+  ];
+  for (const [what, option, serverOption, offered, negotiated] of cases) {
+    it(`negotiates with ${what}`, async () => {
+      const upstream = await wsDeflateServer(serverOption);
+      try {
+        const conn = await connectUpstream(`ws://127.0.0.1:${upstream.port}/`, { perMessageDeflate: option });
+        expect(upstream.requests[0]!.headers['sec-websocket-extensions']).to.equal(offered);
+        expect(conn.perMessageDeflate).to.deep.equal(negotiated);
+        expect(upstream.extensions[0]).to.equal(negotiated === undefined ? '' : 'permessage-deflate');
+        conn.socket.destroy();
+      } finally {
+        await upstream.close();
+      }
+    });
+  }
+
+  it('accepts a bare permessage-deflate answer: every window 15, context kept', async () => {
+    const upstream = await rawUpstream((key) => switching(key, 'Sec-WebSocket-Extensions: permessage-deflate\r\n'));
+    try {
+      const conn = await connectUpstream(`ws://127.0.0.1:${upstream.port}/`, { perMessageDeflate: true });
+      expect(conn.perMessageDeflate).to.deep.equal({
+        serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15,
+      });
+      conn.socket.destroy();
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  const invalid: Array<[string, string]> = [
+    ['permessage-deflate;;', 'invalid Sec-WebSocket-Extensions'],
+    ['x-webkit-deflate-frame', 'extension "x-webkit-deflate-frame" not offered'],
+    ['permessage-deflate, permessage-deflate', 'permessage-deflate answered 2 times'],
+    ['permessage-deflate; server_max_window_bits=13', 'server_max_window_bits=13 exceeds the 12 offered'],
+    ['permessage-deflate; client_max_window_bits=14', 'Unexpected or invalid parameter "client_max_window_bits"'],
+    ['permessage-deflate; mystery', 'Unknown parameter "mystery"'],
+  ];
+  for (const [header, detail] of invalid) {
+    it(`fails an answer of ${JSON.stringify(header)} with WSP_ERR_UPSTREAM_HANDSHAKE`, async () => {
+      const upstream = await rawUpstream((key) => switching(key, `Sec-WebSocket-Extensions: ${header}\r\n`));
+      try {
+        const err = await rejectionOf(connectUpstream(`ws://127.0.0.1:${upstream.port}/`, { perMessageDeflate: true }));
+        expectHandshakeError(err, 'WSP_ERR_UPSTREAM_HANDSHAKE', 1014);
+        expect(err.message).to.contain(detail);
+        await upstream.closed();
+      } finally {
+        await upstream.close();
+      }
+    });
+  }
+
+  it('rejects invalid settings with a TypeError naming the option', async () => {
+    const err = await rejectionOf(connectUpstream('ws://127.0.0.1:1/', { perMessageDeflate: { memLevel: 10 } }));
+    expect(err).to.be.instanceOf(TypeError);
+    expect(err.message).to.equal('options.perMessageDeflate.memLevel must be an integer from 1 to 9');
   });
 });
