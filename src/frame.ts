@@ -9,6 +9,24 @@
 export type FrameType = 'continuation' | 'text' | 'binary' | 'close' | 'ping' | 'pong';
 
 /**
+ * Where the piece of a frame carried by a {@link Frame} lies in that frame (cut-through forwarding).
+ *
+ * A frame too large to wait for may travel as pieces: several `Frame` objects with the same `type`,
+ * `fin` and `rsv1` (the frame's), each with `partial` set and `payload` holding the frame's payload
+ * bytes `[offset, offset + payload.length)`. Pieces of one frame come in order, contiguous, with
+ * nothing between them (no control frame can go inside a frame on the wire); the last one is the one
+ * where `offset + payload.length === length`. Only a `FrameReadable` asked for them emits pieces,
+ * and only a `FrameWritable` (and the proxy's stage-less directions) takes them: stages and `onFrame`
+ * never see one.
+ */
+export interface PartialPayload {
+  /** Index, in the frame's payload, of this piece's first byte. */
+  offset: number;
+  /** Payload length of the whole frame, as its header announces it. */
+  length: number;
+}
+
+/**
  * One WebSocket frame.
  *
  * For close frames `code` is the status code (absent when the close body is empty) and `payload` is
@@ -27,6 +45,8 @@ export interface Frame {
   rsv1: boolean;
   /** Close status code, close frames only. */
   code?: number;
+  /** Set on a piece of a data frame, absent on a whole frame: see {@link PartialPayload}. */
+  partial?: PartialPayload;
 }
 
 /** Opcodes of RFC 6455 section 5.2. */

@@ -9,6 +9,7 @@
 export {
   type Frame,
   type FrameType,
+  type PartialPayload,
   CloseCode,
   Opcode,
   binaryFrame,
@@ -27,15 +28,17 @@ export {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_HIGH_WATER_MARK_BYTES,
   DEFAULT_READABLE_HIGH_WATER_MARK,
+  PARTIAL_FRAME_MIN,
 } from './streams/frame-readable.js';
 export {
   FrameWritable,
   type FrameWritableOptions,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_WRITABLE_HIGH_WATER_MARK,
+  transferPayload,
 } from './streams/frame-writable.js';
 export { FrameParser, type FrameParserOptions, type Role } from './protocol/parser.js';
-export { encodeFrame, MAX_CONTROL_PAYLOAD, MAX_CLOSE_REASON } from './protocol/encode.js';
+export { encodeFrame, MAX_CONTROL_PAYLOAD, MAX_CLOSE_REASON, MASK_IN_PLACE_MIN } from './protocol/encode.js';
 export { type GenerateMask, hasNativeMask } from './protocol/mask.js';
 export { Utf8Validator, isValidUtf8 } from './protocol/utf8.js';
 export * from './transforms/index.js';

@@ -158,17 +158,28 @@ export function wirePayload(frame: Frame): Buffer {
 }
 
 /**
+ * Masked payloads from this size up are masked in place when the caller allows it: below it, one
+ * buffer for the header and a masked copy costs less than a second buffer handed to the socket.
+ */
+export const MASK_IN_PLACE_MIN = 16 * 1024;
+
+/**
  * Encodes a frame as a header and a payload, without copying an unmasked payload.
  *
- * A masked frame needs new bytes anyway, so it comes back as one buffer holding the header and the
- * masked payload; the caller's payload is never modified.
+ * A masked frame comes back as one buffer holding the header and a masked copy of the payload, and
+ * the caller's payload is not modified; unless `inPlace` is set and the payload has at least
+ * {@link MASK_IN_PLACE_MIN} bytes: then the payload itself is masked (it is garbage to anyone who
+ * reads it afterwards) and comes back as the second buffer, and no payload-sized buffer is allocated.
  *
  * @param frame - the frame to encode
  * @param key - a 4-byte masking key, or undefined for an unmasked frame
+ * @param inPlace - whether the payload is the encoder's to mask in place: set it only for a buffer
+ *   no one will read again (see `transferPayload` in `FrameWritable`)
  * @returns one or two buffers to write in order
  * @throws WebSocketProxyError when the frame cannot be sent (see {@link wirePayload})
+ * @defaultValue inPlace: false
  */
-export function encodeFrame(frame: Frame, key?: Buffer): [Buffer] | [Buffer, Buffer] {
+export function encodeFrame(frame: Frame, key?: Buffer, inPlace = false): [Buffer] | [Buffer, Buffer] {
   const opcode = opcodeOf(frame.type);
   if (opcode === undefined) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `unknown type ${String(frame.type)}`);
   if (opcode >= 0x8 && !frame.fin) {
@@ -188,6 +199,12 @@ export function encodeFrame(frame: Frame, key?: Buffer): [Buffer] | [Buffer, Buf
     writeHeader(out, opcode, frame.fin, frame.rsv1 === true, length, undefined);
     out.set(payload, size); // TypedArray#set: a builtin, cheaper than Buffer#copy for small payloads
     return [out];
+  }
+  if (inPlace && length >= MASK_IN_PLACE_MIN) {
+    const header = Buffer.allocUnsafe(size);
+    writeHeader(header, opcode, frame.fin, frame.rsv1 === true, length, key);
+    mask(payload, key, payload, 0);
+    return [header, payload];
   }
   const out = Buffer.allocUnsafe(size + length);
   writeHeader(out, opcode, frame.fin, frame.rsv1 === true, length, key);

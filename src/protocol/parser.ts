@@ -27,10 +27,18 @@ export interface FrameParserOptions {
   maxMessageSize?: number;
   /** Most data frames in one message, empty ones included (Infinity: no limit). */
   maxFragments?: number;
-  /** Whether text payloads are checked to be UTF-8. */
+  /**
+   * Whether text payloads are checked to be UTF-8: as their bytes arrive, so that an unfinished frame
+   * already fails on the first byte that makes its text impossible.
+   */
   validateUtf8: boolean;
   /** Whether RSV1 may be set (an extension such as permessage-deflate was negotiated). */
   allowRsv1: boolean;
+  /**
+   * Payload length from which a data frame that has not fully arrived is given out in pieces as its
+   * bytes arrive (see `PartialPayload`), instead of held until complete (Infinity: never).
+   */
+  partialFrom?: number;
 }
 
 const TYPES: readonly (FrameType | undefined)[] = [
@@ -101,6 +109,25 @@ export class FrameParser {
   private messageFragments = 0;
   private readonly utf8 = new Utf8Validator();
   private failed = false;
+  /** Whether the current frame's payload is text to check as UTF-8 (decided at its header). */
+  private textCheck = false;
+  /**
+   * Payload bytes of the current frame already unmasked in place and UTF-8 checked while the rest
+   * was awaited: invalid text fails as soon as its bytes arrive, not when its frame completes.
+   */
+  private checked = 0;
+  /**
+   * Where payload byte `checked` lies while `checked > 0`: its chunk's index and its offset in that
+   * chunk. The chunk list only grows while a frame is awaited, so the cursor stays valid, and each
+   * byte is visited once however small the chunks (a walk from the first chunk each time would be
+   * quadratic for a large frame sent in tiny pieces).
+   */
+  private checkChunk = 0;
+  private checkOffset = 0;
+  /** See {@link FrameParserOptions.partialFrom}. */
+  private partialFrom: number;
+  /** Payload bytes of the current frame given out in pieces so far, or -1 when it is not in pieces. */
+  private pieceOffset = -1;
 
   /** @param options - see {@link FrameParserOptions} */
   constructor(options: FrameParserOptions) {
@@ -111,6 +138,16 @@ export class FrameParser {
     this.maxFragments = options.maxFragments ?? Infinity;
     this.validateUtf8 = options.validateUtf8;
     this.allowRsv1 = options.allowRsv1;
+    this.partialFrom = options.partialFrom ?? Infinity;
+  }
+
+  /**
+   * Changes {@link FrameParserOptions.partialFrom} from the next frame on.
+   *
+   * @param length - the payload length from which unfinished data frames come in pieces
+   */
+  setPartialFrom(length: number): void {
+    this.partialFrom = length;
   }
 
   /** Whether bytes of an unfinished frame are held (a connection ending now would cut a frame). */
@@ -146,10 +183,23 @@ export class FrameParser {
     try {
       if (!this.haveHeader && !this.readHeader()) return null;
       const length = this.payloadLength;
-      if (this.bufferedBytes < length) return null;
+      if (this.pieceOffset >= 0 || (this.bufferedBytes < length && length >= this.partialFrom && this.opcode < 8 && this.checked === 0)) {
+        return this.nextPiece();
+      }
+      if (this.bufferedBytes < length) {
+        // Every byte buffered is this frame's: check the text that arrived since the last call.
+        if (this.textCheck && this.bufferedBytes > this.checked) this.checkAhead(this.bufferedBytes);
+        return null;
+      }
       this.haveHeader = false;
+      if (this.checked > 0) {
+        // Part of the payload is unmasked and checked already: finish both, then take it as it is.
+        this.checkAhead(length);
+        this.checked = 0;
+        return this.toFrame(this.consume(length, undefined), true);
+      }
       const payload = length === 0 ? EMPTY : this.consume(length, this.masked ? this.key : undefined);
-      return this.toFrame(payload);
+      return this.toFrame(payload, false);
     } catch (err) {
       this.failed = true;
       this.chunks.length = 0;
@@ -263,6 +313,7 @@ export class FrameParser {
       key[2] = header[k + 2]!;
       key[3] = header[k + 3]!;
     }
+    this.textCheck = this.validateUtf8 && (opcode === 1 ? !rsv1 : opcode === 0 && this.messageOpcode === 1 && !this.messageRsv1);
     this.fin = fin;
     this.rsv1 = rsv1;
     this.opcode = opcode;
@@ -270,6 +321,92 @@ export class FrameParser {
     this.payloadLength = length;
     this.haveHeader = true;
     return true;
+  }
+
+  /**
+   * Unmasks in place and UTF-8 checks the current frame's payload bytes from `checked` up to
+   * `upTo`, which are all buffered. The chunks are the parser's own (see {@link FrameParser.push}).
+   */
+  private checkAhead(upTo: number): void {
+    const chunks = this.chunks;
+    const key = this.masked ? this.key : undefined;
+    const rotated = this.rotatedKey;
+    let at = this.checked;
+    // Payload byte 0 is at `offset` in chunks[0]; later ones where the cursor left off.
+    let index = at === 0 ? 0 : this.checkChunk;
+    let start = at === 0 ? this.offset : this.checkOffset;
+    while (at < upTo) {
+      const chunk = chunks[index]!;
+      const take = Math.min(chunk.length - start, upTo - at);
+      const part = new BufferView(chunk.buffer, chunk.byteOffset + start, take);
+      if (key !== undefined) {
+        // Key byte 0 lines up with payload byte 0, so the key is rotated to start at `at`.
+        rotated[0] = key[at & 3]!;
+        rotated[1] = key[(at + 1) & 3]!;
+        rotated[2] = key[(at + 2) & 3]!;
+        rotated[3] = key[(at + 3) & 3]!;
+        unmask(part, rotated);
+      }
+      // "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte stream is
+      // not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_"
+      // (section 8.1): failed at the first bytes that can no longer be valid.
+      if (!this.utf8.write(part)) throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
+      at += take;
+      start += take;
+      if (start === chunk.length) {
+        index++;
+        start = 0;
+      }
+    }
+    this.checked = upTo;
+    this.checkChunk = index;
+    this.checkOffset = start;
+  }
+
+  /**
+   * Gives out the next piece of the current data frame: the buffered payload bytes of the first
+   * chunk, unmasked in place and UTF-8 checked, as a view (never a copy).
+   *
+   * @returns the piece, or null when none of the frame's bytes are buffered
+   */
+  private nextPiece(): Frame | null {
+    const length = this.payloadLength;
+    const offset = this.pieceOffset < 0 ? 0 : this.pieceOffset;
+    const available = Math.min(this.bufferedBytes, length - offset);
+    if (available === 0) return null;
+    const first = this.chunks[0]!;
+    const start = this.offset;
+    const n = Math.min(first.length - start, available);
+    this.advance(first, n);
+    const piece = start === 0 && n === first.length ? first : new BufferView(first.buffer, first.byteOffset + start, n);
+    if (this.masked) {
+      const key = this.key;
+      const rotated = this.rotatedKey;
+      rotated[0] = key[offset & 3]!;
+      rotated[1] = key[(offset + 1) & 3]!;
+      rotated[2] = key[(offset + 2) & 3]!;
+      rotated[3] = key[(offset + 3) & 3]!;
+      unmask(piece, rotated);
+    }
+    const opcode = this.opcode;
+    const fin = this.fin;
+    const last = offset + n === length;
+    // Section 8.1, as in checkAhead: the text is checked piece by piece as it goes out.
+    if (this.textCheck && (!this.utf8.write(piece) || (last && fin && !this.utf8.end()))) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
+    }
+    this.pieceOffset = last ? -1 : offset + n;
+    const rsv1 = opcode === 0 ? false : this.rsv1;
+    if (last) {
+      this.haveHeader = false;
+      if (opcode === 0) {
+        if (fin) this.messageOpcode = -1;
+      } else if (!fin) {
+        this.messageOpcode = opcode;
+        this.messageRsv1 = rsv1;
+      }
+    }
+    return { type: TYPES[opcode]!, fin, payload: piece, rsv1, partial: { offset, length } };
   }
 
   /** Consumes `n` payload bytes: a view when they are in one chunk, else one copy. */
@@ -331,8 +468,13 @@ export class FrameParser {
     this.bufferedBytes -= n;
   }
 
-  /** Builds the frame for a complete payload, checking close bodies, UTF-8 and message sequencing. */
-  private toFrame(payload: Buffer): Frame {
+  /**
+   * Builds the frame for a complete payload, checking close bodies, UTF-8 and message sequencing.
+   *
+   * @param payload - the unmasked payload
+   * @param checked - whether its bytes went through the UTF-8 validator already ({@link checkAhead})
+   */
+  private toFrame(payload: Buffer, checked: boolean): Frame {
     const opcode = this.opcode;
     const fin = this.fin;
     if (opcode >= 8) {
@@ -340,8 +482,8 @@ export class FrameParser {
       return closeFrameOf(payload);
     }
     if (opcode === 0) {
-      if (this.messageOpcode === 1 && this.validateUtf8 && !this.messageRsv1) {
-        if (!this.utf8.write(payload) || (fin && !this.utf8.end())) {
+      if (this.textCheck) {
+        if ((!checked && !this.utf8.write(payload)) || (fin && !this.utf8.end())) {
           throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
         }
       }
@@ -349,10 +491,11 @@ export class FrameParser {
       return { type: 'continuation', fin, payload, rsv1: false };
     }
     const rsv1 = this.rsv1;
-    if (opcode === 1 && this.validateUtf8 && !rsv1) {
-      if (fin ? !(isShortAscii(payload) || isValidUtf8(payload)) : !this.utf8.write(payload)) {
-        throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
-      }
+    if (this.textCheck) {
+      const valid = checked
+        ? !fin || this.utf8.end()
+        : fin ? isShortAscii(payload) || isValidUtf8(payload) : this.utf8.write(payload);
+      if (!valid) throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
     }
     if (!fin) {
       this.messageOpcode = opcode;

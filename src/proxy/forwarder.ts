@@ -8,9 +8,9 @@
 import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, closeFrame } from '../frame.js';
-import { checkSendable, wirePayload } from '../protocol/encode.js';
+import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encode.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
-import type { FrameWritable } from '../streams/frame-writable.js';
+import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
 import { type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
 type Callback = (error?: Error | null) => void;
@@ -54,6 +54,15 @@ export class Outbox {
   /** Why this side can take no more frames, once it can't. */
   failure: Error | undefined;
   private midMessage = false;
+  /**
+   * Whether a forwarded frame is being written in pieces (cut-through): until its last piece nothing
+   * else can go to the writable, so control frames and a close wait in `heldControls`/`pendingClose`.
+   */
+  private midFrame = false;
+  /** Control frames that came while a frame was written in pieces: pings (ours) and injected ones. */
+  private heldControls: { frame: Frame; ping: boolean }[] = [];
+  /** A close asked for while a frame was written in pieces; it goes right after the frame's last piece. */
+  private pendingClose: Frame | undefined;
   /** Whether the open (or last) message forwarded is text. */
   private textMessage = false;
   private isDisposed = false;
@@ -114,14 +123,16 @@ export class Outbox {
       callback(this.failure);
       return false;
     }
-    if (this.closeSent !== undefined || this.isDisposed) {
+    // The rest of a frame written in pieces: its first piece was checked, the writable checks the order.
+    const continuing = frame.partial !== undefined && frame.partial.offset > 0;
+    if (this.closeSent !== undefined || this.isDisposed || (this.pendingClose !== undefined && !continuing)) {
       // "After sending a Close frame, the endpoint MUST NOT send any more data frames" (5.5.1); a
       // close reply to our own close is not forwarded either.
       callback();
       return false;
     }
     try {
-      this.check(frame);
+      if (!continuing) this.check(frame);
     } catch (err) {
       callback(err as Error);
       return false;
@@ -161,13 +172,18 @@ export class Outbox {
         throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'text that is not UTF-8');
       }
       this.queuedBytes += size;
-      if (this.midMessage) {
+      if (this.midMessage || this.midFrame) {
         this.held.push(frame);
         return false;
       }
     } else {
       this.check(frame);
       this.queuedBytes += size;
+      if (this.midFrame) {
+        // Nothing can go inside a frame on the wire: it follows the frame being written in pieces.
+        this.heldControls.push({ frame, ping: false });
+        return false;
+      }
     }
     this.writeInjected(frame);
     return !this.full;
@@ -185,6 +201,10 @@ export class Outbox {
    */
   ping(frame: Frame): boolean {
     if (this.failure !== undefined || this.closeSent !== undefined || this.isDisposed) return false;
+    if (this.midFrame) {
+      this.heldControls.push({ frame, ping: true });
+      return true;
+    }
     // One callback per ping (every pingInterval at most), none per connection.
     const ok = this.writable.write(frame, (err) => {
       if (!err) this.hooks.onPingWritten?.(this.role);
@@ -210,8 +230,34 @@ export class Outbox {
    */
   sendClose(code: number | undefined, reason: string | Buffer = ''): boolean {
     if (this.closeSent !== undefined || this.failure !== undefined || this.isDisposed || this.writable.destroyed) return false;
-    this.write(closeFrame(code, code === undefined ? undefined : reason));
+    const frame = closeFrame(code, code === undefined ? undefined : reason);
+    if (this.midFrame) {
+      // It goes after the last piece of the frame being written (see abortFrame when that never comes).
+      this.pendingClose ??= frame;
+      return true;
+    }
+    this.write(frame);
     return true;
+  }
+
+  /** Whether a forwarded frame is being written in pieces and its last piece has not come yet. */
+  get unfinishedFrame(): boolean {
+    return this.midFrame;
+  }
+
+  /**
+   * The frame being written in pieces can never be finished (its source failed or ended mid-frame):
+   * no other frame, not even a close, can follow the bytes already sent, so the side's connection is
+   * dropped (its socket destroyed; the proxy sees that side lost). Nothing is reported from here: the
+   * source's own failure is what ends the connection.
+   */
+  abortFrame(): void {
+    if (!this.midFrame) return;
+    this.midFrame = false;
+    this.heldControls.length = 0;
+    this.pendingClose = undefined;
+    this.failure ??= new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED', `a frame to the ${this.role} was cut: its source ended mid-frame`);
+    this.writable.socket.destroy();
   }
 
   /** Stops waiting and listening; called once the proxy is done with this side. */
@@ -249,7 +295,9 @@ export class Outbox {
 
   private write(frame: Frame): boolean {
     if (isData(frame)) {
-      this.midMessage = !frame.fin;
+      const partial = frame.partial;
+      if (partial === undefined || partial.offset === 0) this.midMessage = !frame.fin;
+      if (partial !== undefined) this.midFrame = partial.offset + frame.payload.length < partial.length;
     } else if (frame.type === 'close') {
       this.closeSent = frame;
       this.held.length = 0;
@@ -258,11 +306,26 @@ export class Outbox {
     if (frame.type === 'close') {
       // Reported once written: the proxy may end the writable in response.
       this.hooks.onCloseSent(this.role, frame);
-    } else if (!this.midMessage && this.held.length > 0) {
+      return ok;
+    }
+    if (this.midFrame) return ok;
+    if (this.heldControls.length > 0 || this.pendingClose !== undefined) ok = this.writeHeldControls() && ok;
+    if (this.closeSent === undefined && !this.midMessage && this.held.length > 0) {
       // The forwarded message ended: injected messages that waited for it go now, in order.
       const held = this.held.splice(0);
       for (const message of held) ok = this.writeInjected(message);
     }
+    return ok;
+  }
+
+  /** Writes what waited for the end of a frame written in pieces: control frames, then a close. */
+  private writeHeldControls(): boolean {
+    let ok = true;
+    const controls = this.heldControls.splice(0);
+    for (const { frame, ping } of controls) ok = ping ? this.ping(frame) && !this.blocked : this.writeInjected(frame);
+    const close = this.pendingClose;
+    this.pendingClose = undefined;
+    if (close !== undefined) ok = this.write(close);
     return ok;
   }
 
@@ -347,6 +410,14 @@ export interface ForwarderContext {
   readonly from: ProxyRole;
   /** The outbox of the other side. */
   readonly to: Outbox;
+  /**
+   * Whether the frames reaching this stage are the proxy's alone: no user code saw them (no
+   * `onFrame`, no user stages on the direction) and none will. Their payloads are then handed over
+   * to the writer ({@link transferPayload}), which may mask them in place. Never set it when user
+   * code can hold a payload: "never mutate a payload buffer user code may hold" is enforced here.
+   * @defaultValue false
+   */
+  readonly ownsPayloads?: boolean;
   /** Calls the user's `onFrame`, or is undefined when there is none. */
   readonly onFrame: ((frame: Frame) => OnFrameResult | Promise<OnFrameResult>) | undefined;
   /** Every frame reaching the stage, before `onFrame`. */
@@ -434,6 +505,8 @@ export class Forwarder extends Writable {
 
   /** @internal */
   override _destroy(err: Error | null, callback: (error: Error | null) => void): void {
+    // The direction is over: a frame it was relaying in pieces can never be finished.
+    if (this.context.to.unfinishedFrame) this.context.to.abortFrame();
     this.runDeferred();
     callback(err);
   }
@@ -462,6 +535,11 @@ export class Forwarder extends Writable {
     if (frame.type === 'close' && !this.context.onClose(frame)) {
       this.settle(callback);
       return;
+    }
+    // Only a large data payload, or a piece of a frame, is worth handing over (see MASK_IN_PLACE_MIN).
+    if (this.context.ownsPayloads === true && (frame.partial !== undefined || frame.payload.length >= MASK_IN_PLACE_MIN)
+      && this.context.onFrame === undefined && isData(frame)) {
+      transferPayload(frame);
     }
     this.context.to.forward(frame, (err) => this.settle(callback, err ?? undefined));
     // What was deferred while this frame was processed goes right after it, before its callback.

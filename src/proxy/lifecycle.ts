@@ -58,8 +58,19 @@ export interface EndingRule {
   readonly source: Reply;
   /** What its peer is sent (with no source, e.g. a timeout: what both sides are sent). */
   readonly peer: Reply;
-  /** Whether the close replies are awaited (lingering), or both connections end at once. */
+  /**
+   * Whether the close replies are awaited (lingering), or both connections end as soon as the close
+   * frames went (with `relayFirst`: once the source's went).
+   */
   readonly graceful: boolean;
+  /**
+   * Whether the source is sent its close only after what its peer already sent toward it: the proxy
+   * stops reading the source at once, sends the peer its close, keeps relaying the peer's frames to
+   * the source until the peer's close reply (or `lingeringTimeout`, or the lingering deadlines), and
+   * only then sends the source its close. As without a proxy, the source still gets, say, the echo
+   * of its last valid message before its close frame.
+   */
+  readonly relayFirst: boolean;
   /**
    * Whether both sockets are destroyed at once instead of ended (no close frame, no TCP close
    * handshake, no `lingeringTimeout`).
@@ -76,7 +87,9 @@ export interface EndingRule {
  *
  * - `clean`: both sides sent and were sent a close frame (forwarded, or from `close()`).
  * - `limit`, `protocol`: a side broke a limit (1009 "Payload Too Large") or the protocol (1002,
- *   1007); `policy`: a stage refused a side's message (the error's 1007, 1008 or 1009).
+ *   1007); `policy`: a stage refused a side's message (the error's 1007, 1008 or 1009). The side is
+ *   no longer read; its peer's frames already on their way still reach it before its close
+ *   (`relayFirst`).
  * - `user`: `onFrame` or a stage threw, rejected, ended early, or made a frame that cannot be sent.
  * - `lost`, `sendTimeout`: a side's connection went without a close handshake, or it sent nothing
  *   for `pongTimeout` after a keepalive ping (its socket is then destroyed), or it took no bytes for
@@ -86,16 +99,16 @@ export interface EndingRule {
  * - `destroyed`: `destroy()`: both sockets are destroyed at once.
  */
 export const ENDINGS: Readonly<Record<Ending, EndingRule>> = {
-  clean: { source: 'nothing', peer: 'nothing', graceful: true, destroy: false, closedBy: 'source', error: 'none' },
-  limit: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
-  protocol: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
-  policy: { source: 'errorCode', peer: 1001, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
-  user: { source: 1011, peer: 1011, graceful: false, destroy: false, closedBy: 'proxy', error: 'cause' },
-  lost: { source: 'nothing', peer: 1001, graceful: false, destroy: false, closedBy: 'source', error: 'cause' },
-  sendTimeout: { source: 'nothing', peer: 1001, graceful: false, destroy: false, closedBy: 'source', error: 'cause' },
-  idle: { source: 1001, peer: 1001, graceful: true, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_IDLE_TIMEOUT' },
-  linger: { source: 'peerClose', peer: 'peerClose', graceful: false, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_CLOSE_TIMEOUT' },
-  destroyed: { source: 'nothing', peer: 'nothing', graceful: false, destroy: true, closedBy: 'proxy', error: 'WSP_ERR_DESTROYED' },
+  clean: { source: 'nothing', peer: 'nothing', graceful: true, relayFirst: false, destroy: false, closedBy: 'source', error: 'none' },
+  limit: { source: 'errorCode', peer: 1001, graceful: false, relayFirst: true, destroy: false, closedBy: 'proxy', error: 'cause' },
+  protocol: { source: 'errorCode', peer: 1001, graceful: false, relayFirst: true, destroy: false, closedBy: 'proxy', error: 'cause' },
+  policy: { source: 'errorCode', peer: 1001, graceful: false, relayFirst: true, destroy: false, closedBy: 'proxy', error: 'cause' },
+  user: { source: 1011, peer: 1011, graceful: false, relayFirst: false, destroy: false, closedBy: 'proxy', error: 'cause' },
+  lost: { source: 'nothing', peer: 1001, graceful: false, relayFirst: false, destroy: false, closedBy: 'source', error: 'cause' },
+  sendTimeout: { source: 'nothing', peer: 1001, graceful: false, relayFirst: false, destroy: false, closedBy: 'source', error: 'cause' },
+  idle: { source: 1001, peer: 1001, graceful: true, relayFirst: false, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_IDLE_TIMEOUT' },
+  linger: { source: 'peerClose', peer: 'peerClose', graceful: false, relayFirst: false, destroy: false, closedBy: 'proxy', error: 'WSP_ERR_CLOSE_TIMEOUT' },
+  destroyed: { source: 'nothing', peer: 'nothing', graceful: false, relayFirst: false, destroy: true, closedBy: 'proxy', error: 'WSP_ERR_DESTROYED' },
 };
 
 /** The longest delay `setTimeout` takes; a longer one would fire at once (TimeoutOverflowWarning). */
@@ -263,7 +276,8 @@ export class Lifecycle implements SideOwner {
     if (this.phase === 'ending') return;
     this.closedBy ??= 'proxy';
     for (const side of [this.client, this.upstream]) {
-      if (side === undefined) continue;
+      // A side owed the close of its failure gets that one (see owe()).
+      if (side === undefined || side.owedClose !== undefined) continue;
       const [code, reason] = codes[side.role];
       const send = (): void => {
         side.outbox.sendClose(code, reason);
@@ -403,8 +417,15 @@ export class Lifecycle implements SideOwner {
     const forwarder = new Forwarder({
       from: from.role,
       to: to.outbox,
+      // No user code sees this direction's frames (aggregate() is the proxy's own and keeps none):
+      // their payloads are the proxy's, so the receiving writer may mask them in place (client role).
+      ownsPayloads: onFrame === undefined && this.stages[from.role].length === 0,
+      // A piece of a frame (cut-through) counts as a frame once, at its first piece.
+      onInput: (frame) => {
+        if (frame.partial === undefined || frame.partial.offset === 0) this.onInput(from, frame);
+        else this.onPiece(from, frame);
+      },
       onFrame: onFrame === undefined ? undefined : (frame) => onFrame(proxy, from.role, frame.type, frame.payload, frame.fin, frame.code),
-      onInput: (frame) => this.onInput(from, frame),
       onDrop: (frame, forwardedAnyway) => {
         if (forwardedAnyway) this.options.logger.warn(`${from.role} close frame cannot be dropped; forwarding it unchanged`);
         else this.debug(`${from.role} dropping ${frame.type} frame after onFrame requested it`);
@@ -412,6 +433,11 @@ export class Lifecycle implements SideOwner {
       onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
     });
     to.forwarder = forwarder;
+    if (!options.aggregateFragments && onFrame === undefined && this.stages[from.role].length === 0) {
+      // Nothing on this direction needs whole frames: large ones are relayed as they arrive
+      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md).
+      from.readable.enablePartialFrames();
+    }
     const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];
     if (options.aggregateFragments) {
       // The parser already enforces the message limits, before buffering; aggregate() only assembles.
@@ -432,6 +458,15 @@ export class Lifecycle implements SideOwner {
     pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
   }
 
+  /** A piece after the first of a frame relayed in pieces: activity and bytes, not a new frame. */
+  private onPiece(from: Side, frame: Frame): void {
+    const now = Date.now();
+    this.lastActivity = now;
+    from.lastFrameAt = now;
+    from.recvMark = now;
+    from.summary.bytes += frame.payload.length;
+  }
+
   private onInput(from: Side, frame: Frame): void {
     const now = Date.now();
     this.lastActivity = now;
@@ -445,6 +480,13 @@ export class Lifecycle implements SideOwner {
   /** A close frame from `from` reached the end of its direction; returns whether to forward it. */
   private onCloseAtForwarder(from: Side, to: Side, frame: Frame): boolean {
     from.closeForwarded = true;
+    if (to.owedClose !== undefined) {
+      // The reply to the proxy's close (or a close of its own): every frame it sent before has
+      // reached `to`, which is now sent the close it is owed, not this one.
+      this.debug(`${from.role} close frame reached the end of its direction; the ${to.role} is sent its close`);
+      this.endAll();
+      return false;
+    }
     const forward = (to.state === 'open' || to.state === 'closeReceived') && !to.ending;
     if (forward) {
       this.options.logger.info(`forwarding close with code: ${frame.code}, payload: ${JSON.stringify(frame.payload.toString())}`);
@@ -479,6 +521,12 @@ export class Lifecycle implements SideOwner {
    * to `to` now, as it was received.
    */
   private passOnClose(from: Side, to: Side): void {
+    if (to.owedClose !== undefined) {
+      // The stages kept `from`'s close: its direction is over all the same, `to` gets its own close.
+      from.closeForwarded = true;
+      this.endAll();
+      return;
+    }
     const frame = from.readable.closeFrame;
     if (frame !== undefined && !from.closeForwarded && (to.state === 'open' || to.state === 'closeReceived') && !to.ending) {
       from.closeForwarded = true;
@@ -507,7 +555,9 @@ export class Lifecycle implements SideOwner {
 
   /**
    * Ends the connection one way: sends each side what {@link ENDINGS} says, records the summary's
-   * `closedBy` and `error`, then lingers for the replies or ends both connections at once.
+   * `closedBy` and `error`, then lingers for the replies or ends both connections at once. For a
+   * `relayFirst` row the source's close is owed instead (see {@link Lifecycle.owe}). A side already
+   * owed its close is never sent another one: {@link Lifecycle.endAll} sends it that one.
    *
    * @param ending - the row of the table
    * @param source - the side that caused it, if one did
@@ -520,8 +570,19 @@ export class Lifecycle implements SideOwner {
     else if (rule.error !== 'none') this.error ??= new WebSocketProxyError(rule.error);
     this.closedBy ??= rule.closedBy === 'source' && source !== undefined ? source.role : 'proxy';
     this.log(ending, source, cause);
+    if (rule.relayFirst && source !== undefined && cause !== undefined) {
+      // "An endpoint MUST NOT continue to attempt to process data (including a responding Close
+      // frame) from the remote endpoint after being instructed to _Fail the WebSocket Connection_"
+      // (RFC 6455 section 7.1.7): the source is no longer read, whatever comes next.
+      source.stopReading();
+      if (this.owe(source, cause)) {
+        this.reply(this.peerOf(source), rule.peer, cause);
+        this.enterClosing();
+        return;
+      }
+    }
     for (const side of [this.client, this.upstream]) {
-      if (side !== undefined) this.reply(side, side === source ? rule.source : rule.peer, cause);
+      if (side !== undefined && side.owedClose === undefined) this.reply(side, side === source ? rule.source : rule.peer, cause);
     }
     if (rule.destroy) {
       this.destroySockets();
@@ -545,7 +606,7 @@ export class Lifecycle implements SideOwner {
       case 'nothing':
         return;
       case 'errorCode':
-        side.outbox.sendClose(cause!.closeCode, cause!.closeCode === 1009 ? 'Payload Too Large' : cause!.message);
+        sendErrorClose(side, cause!);
         return;
       case 1001:
         side.outbox.sendClose(1001, '');
@@ -566,6 +627,30 @@ export class Lifecycle implements SideOwner {
     }
   }
 
+  private peerOf(side: Side): Side {
+    return side === this.client ? this.upstream! : this.client!;
+  }
+
+  /**
+   * A `relayFirst` ending: when the source can still be sent a close frame and its peer may still
+   * send it frames, the source's close is owed rather than sent. The peer's frames on their way keep
+   * reaching the source until the peer's close reaches the end of its direction (it is not passed
+   * on: see `onCloseAtForwarder` and `passOnClose`), the peer is gone, or `lingeringTimeout` (or a
+   * lingering deadline) passes; then {@link Lifecycle.endAll} sends the source its close.
+   *
+   * @returns whether the close is owed (false: it is to be sent now)
+   */
+  private owe(source: Side, cause: WebSocketProxyError): boolean {
+    const peer = this.peerOf(source);
+    const outbox = source.outbox;
+    if (outbox.closeSent !== undefined || outbox.failure !== undefined || source.ending || source.socketClosed) return false;
+    if (peer.closeForwarded || peer.socketClosed || peer.owedClose !== undefined) return false;
+    source.owedClose = cause;
+    source.owedSince = Date.now();
+    this.debug(`${source.role} no longer read; the ${peer.role}'s frames still reach it before its close ${cause.closeCode}`);
+    return true;
+  }
+
   /** Both sides sent and were sent a close frame: the connections end. */
   private checkDone(): void {
     if ((this.phase === 'open' || this.phase === 'closing') && this.client!.state === 'closed' && this.upstream!.state === 'closed') {
@@ -581,12 +666,18 @@ export class Lifecycle implements SideOwner {
     this.armTimer();
   }
 
-  /** Ends both connections, each in the order RFC 6455 section 7.1.1 gives its role. */
+  /**
+   * Ends both connections, each in the order RFC 6455 section 7.1.1 gives its role. A side owed its
+   * close (see {@link Lifecycle.owe}) is sent it first.
+   */
   private endAll(): void {
     if (this.phase === 'ending' || this.phase === 'done') return;
     this.phase = 'ending';
     const now = Date.now();
     for (const side of [this.client!, this.upstream!]) {
+      const owed = side.owedClose;
+      side.owedClose = undefined;
+      if (owed !== undefined) sendErrorClose(side, owed);
       side.end(true);
       if (!side.socketClosed) side.endedAt = now;
     }
@@ -603,6 +694,7 @@ export class Lifecycle implements SideOwner {
     for (const side of [this.client, this.upstream]) {
       if (side === undefined) continue;
       if (side.state !== 'closed' && !side.socketClosed) side.summary.aborted = true;
+      side.owedClose = undefined;
       side.endedAt = 0;
       side.outbox.dispose();
       side.socket.destroy();
@@ -642,6 +734,7 @@ export class Lifecycle implements SideOwner {
       if (this.phase === 'closing' && side.state === 'closeSent') {
         next = Math.min(next, side.lastFrameAt + options.lingeringTimeout);
       }
+      if (side.owedClose !== undefined) next = Math.min(next, side.owedSince + options.lingeringTimeout);
       if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
         next = Math.min(next, side.recvMark + options.recvTimeout);
       }
@@ -694,6 +787,11 @@ export class Lifecycle implements SideOwner {
         side.socket.destroy();
       }
     }
+    const owing = [this.client, this.upstream].find((side) => side?.owedClose !== undefined && now >= side.owedSince + options.lingeringTimeout);
+    if (this.phase === 'closing' && owing !== undefined) {
+      this.options.logger.info(`no close reply from the ${this.peerOf(owing).role} in ${options.lingeringTimeout} ms; closing the ${owing.role}`);
+      this.endAll();
+    }
     if (this.phase === 'closing') {
       if (now >= this.closingSince + options.lingeringTime) {
         this.lingerExpired(`linger expired: no close reply in ${options.lingeringTime} ms`);
@@ -708,7 +806,7 @@ export class Lifecycle implements SideOwner {
     if (this.phase === 'open') this.keepalive(now);
     if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
       for (const side of [this.client!, this.upstream!]) {
-        if (!side.ending && now - side.recvMark >= options.recvTimeout) {
+        if (!side.ending && !side.readStopped && now - side.recvMark >= options.recvTimeout) {
           // The seed's meaning: a line in the log, never a close.
           this.options.logger.info(`timeout receiving frame from ${side.role}, reopening`);
           side.recvMark = now;
@@ -750,6 +848,7 @@ export class Lifecycle implements SideOwner {
       if (side.lastFrameAt > now) side.lastFrameAt = now;
       if (side.recvMark > now) side.recvMark = now;
       if (side.endedAt > now) side.endedAt = now;
+      if (side.owedSince > now) side.owedSince = now;
       side.keepalive?.clamp(now);
     }
   }
@@ -762,6 +861,11 @@ export class Lifecycle implements SideOwner {
   private debug(message: string): void {
     if (this.options.debug) this.options.logger.debug(message);
   }
+}
+
+/** Sends a side the close frame of its failure: its close code, and its message as the reason. */
+function sendErrorClose(side: Side, cause: WebSocketProxyError): void {
+  side.outbox.sendClose(cause.closeCode, cause.closeCode === 1009 ? 'Payload Too Large' : cause.message);
 }
 
 function timerFired(lifecycle: Lifecycle): void {

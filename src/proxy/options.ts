@@ -165,7 +165,9 @@ export interface ProxyOptions<P = unknown> {
   lingeringTime?: number;
   /**
    * Most milliseconds to wait for each next frame from a side that was sent a close frame (and for a
-   * server's TCP close after the close handshake); must be less than `lingeringTime`.
+   * server's TCP close after the close handshake), and for the close reply of the peer of a side
+   * that broke the protocol, a limit or a stage's policy before that side is sent its close (its
+   * peer's frames until then still reach it); must be less than `lingeringTime`.
    * @defaultValue 5000
    */
   lingeringTimeout?: number;

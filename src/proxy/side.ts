@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import type { Duplex } from 'node:stream';
+import { isWebSocketProxyError, type WebSocketProxyError } from '../errors.js';
 import type { Frame } from '../frame.js';
 import { FrameReadable } from '../streams/frame-readable.js';
 import { FrameWritable } from '../streams/frame-writable.js';
@@ -81,6 +82,13 @@ export interface SideSettings {
   pongTimeout: number | undefined;
 }
 
+/**
+ * Most bytes read (and discarded) from a side the proxy stopped reading, once its writer ended: enough
+ * for its close reply and TCP close behind a few chunks it still had on their way; a side sending more
+ * is cut off rather than read at full speed until `lingeringTimeout`.
+ */
+export const MAX_DISCARDED_BYTES = 256 * 1024;
+
 const kSide = Symbol('side');
 
 interface Tagged {
@@ -122,6 +130,20 @@ export class Side implements OutboxHooks {
   endedAt = 0;
   /** Its keepalive, when the proxy pings this side (`pingInterval`). */
   readonly keepalive: Keepalive | undefined;
+  /**
+   * Whether the proxy stopped reading this side for good (it broke the protocol, a limit or a
+   * stage's policy): its socket is paused, nothing more of it is parsed or forwarded.
+   */
+  readStopped = false;
+  /**
+   * The failure whose close frame this side is owed, while its peer's frames already on their way
+   * still go to it first (the `relayFirst` endings of the lifecycle).
+   */
+  owedClose: WebSocketProxyError | undefined;
+  /** When {@link Side.owedClose} was set (ms since the epoch): `lingeringTimeout` counts from here. */
+  owedSince = 0;
+  /** Bytes discarded from this side after its writer ended, once it was no longer read. */
+  discarded = 0;
 
   /**
    * @param role - which side
@@ -196,8 +218,27 @@ export class Side implements OutboxHooks {
     if (this.outbox.disposed) return;
     this.outbox.dispose();
     if (!this.writable.destroyed && !this.writable.writableEnded) this.writable.end();
-    if (!reading) this.readable.resume();
-    else if (this.readable.destroyed) this.socket.resume();
+    if (this.readStopped) {
+      // Read again only to see its TCP close, and within a bound (see MAX_DISCARDED_BYTES).
+      this.socket.on('data', socketOnDiscard);
+      this.socket.resume();
+    } else if (!reading) {
+      this.readable.resume();
+    } else if (this.readable.destroyed) {
+      this.socket.resume();
+    }
+  }
+
+  /**
+   * Stops reading this side for good: its reader is done, and its socket is paused rather than read
+   * into the void, so that what it still sends waits in its own buffers (TCP flow control slows it
+   * down) instead of costing the proxy CPU. Idempotent.
+   */
+  stopReading(): void {
+    if (this.readStopped) return;
+    this.readStopped = true;
+    if (!this.readable.destroyed) this.readable.destroy();
+    this.socket.pause();
   }
 
   /** Releases everything once the socket closed. */
@@ -214,6 +255,9 @@ function readableOnError(this: Tagged, err: Error): void {
   const side = this[kSide];
   if (err !== side.stageError) {
     side.readError ??= err;
+    // A violation or a limit (1006 is a lost connection): the reader already parses nothing more,
+    // and its socket stops here, before the reader's own discarding of later bytes gets going.
+    if (isWebSocketProxyError(err) && err.closeCode !== 1006) side.stopReading();
   }
 }
 
@@ -230,6 +274,13 @@ function readableOnPong(this: FrameReadable, frame: Frame): boolean {
 
 function writableOnError(): void {
   // The Outbox reports a side that takes no more bytes (onSendFailure); nothing else to do here.
+}
+
+/** What a side no longer read still sends, counted and dropped; past the bound it is cut off. */
+function socketOnDiscard(this: Tagged, chunk: Buffer): void {
+  const side = this[kSide];
+  side.discarded += chunk.length;
+  if (side.discarded > MAX_DISCARDED_BYTES) side.socket.destroy();
 }
 
 function socketOnClose(this: Tagged): void {

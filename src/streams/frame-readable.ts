@@ -16,6 +16,11 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 16;
 /** Default {@link FrameReadableOptions.highWaterMarkBytes}: 1 MiB. */
 export const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/**
+ * Payload length from which {@link FrameReadableOptions.partialFrames} gives out an unfinished data
+ * frame in pieces: 16 KiB. Smaller frames are cheaper to wait for than to relay piece by piece.
+ */
+export const PARTIAL_FRAME_MIN = 16 * 1024;
 /** Longest frame header: 2 bytes, a 64-bit length and a masking key. */
 const MAX_HEADER = 14;
 
@@ -58,8 +63,9 @@ export interface FrameReadableOptions {
    */
   maxFragments?: number;
   /**
-   * Whether text payloads are validated as UTF-8, incrementally across fragments (1007 on failure).
-   * Close reasons are always validated.
+   * Whether text payloads are validated as UTF-8, incrementally as their bytes arrive, inside a frame
+   * and across fragments: invalid text fails (1007) before its frame completes. Close reasons are
+   * always validated.
    * @defaultValue true
    */
   validateUtf8?: boolean;
@@ -69,6 +75,15 @@ export interface FrameReadableOptions {
    * @defaultValue false
    */
   allowRsv1?: boolean;
+  /**
+   * Whether a data frame of at least {@link PARTIAL_FRAME_MIN} bytes that has not fully arrived is
+   * pushed in pieces as its bytes arrive (`Frame.partial` set, see `PartialPayload`), for
+   * cut-through forwarding: memory then stays bounded by the high-water marks whatever the frame
+   * size. Limits still apply at the header, and text is still UTF-8 checked piece by piece. Only a
+   * consumer that handles pieces (a `FrameWritable`) should ask for them.
+   * @defaultValue false
+   */
+  partialFrames?: boolean;
   /**
    * Frames parsed ahead of the consumer before the socket is paused.
    * @defaultValue 16
@@ -104,7 +119,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * frames included, each validated against RFC 6455 section 5.
  *
  * - Payloads come out unmasked. A frame that arrived within one socket chunk is a view of that chunk;
- *   one that spanned chunks is copied once.
+ *   one that spanned chunks is copied once; with `partialFrames`, a large one that has not fully
+ *   arrived comes out in pieces, views of the chunks as they arrive (see `PartialPayload`).
  * - A protocol violation or exceeded limit destroys the stream with a {@link WebSocketProxyError}
  *   carrying `code` and `closeCode`; nothing is parsed after it, and later bytes are discarded.
  * - A close frame is also announced at once by a `'closeFrame'` event (with the frame), even while the
@@ -178,6 +194,9 @@ export class FrameReadable extends Readable {
       throw new TypeError("options.role must be 'server' or 'client'");
     }
     const maxFrameSize = positiveInteger('maxFrameSize', options.maxFrameSize, DEFAULT_MAX_FRAME_SIZE);
+    if (options.partialFrames !== undefined && typeof options.partialFrames !== 'boolean') {
+      throw new TypeError('options.partialFrames must be a boolean');
+    }
     if (options.consumePong !== undefined && typeof options.consumePong !== 'function') {
       throw new TypeError('options.consumePong must be a function');
     }
@@ -193,6 +212,7 @@ export class FrameReadable extends Readable {
       maxFragments: positiveInteger('maxFragments', options.maxFragments, Infinity),
       validateUtf8: options.validateUtf8 ?? true,
       allowRsv1: options.allowRsv1 ?? false,
+      partialFrom: options.partialFrames === true ? PARTIAL_FRAME_MIN : Infinity,
     });
     // The parser unmasks in place; the head belongs to the caller, so it gets its own copy.
     if (options.head !== undefined && options.head.length > 0) this.parser.push(Buffer.from(options.head));
@@ -235,6 +255,15 @@ export class FrameReadable extends Readable {
   /** How many times the reader stopped reading its socket because its consumer was behind. */
   get stalls(): number {
     return this.stallCount;
+  }
+
+  /**
+   * Turns {@link FrameReadableOptions.partialFrames} on from the next frame: for a consumer that
+   * learns only after construction that it can take pieces (the proxy, once it knows a direction has
+   * no stage that needs whole frames).
+   */
+  enablePartialFrames(): void {
+    this.parser.setPartialFrom(PARTIAL_FRAME_MIN);
   }
 
   /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */

@@ -7,10 +7,34 @@
 import type { Duplex } from 'node:stream';
 import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
-import type { Frame } from '../frame.js';
-import { checkSendable, encodeFrame } from '../protocol/encode.js';
-import { type GenerateMask, randomMask } from '../protocol/mask.js';
+import { type Frame, type PartialPayload, opcodeOf } from '../frame.js';
+import { MASK_IN_PLACE_MIN, checkSendable, encodeFrame, headerLength, writeHeader } from '../protocol/encode.js';
+import { type GenerateMask, mask, randomMask } from '../protocol/mask.js';
 import type { Role } from '../protocol/parser.js';
+
+/**
+ * Frames whose payload the writer may mask in place (see {@link transferPayload}). Weak: a frame
+ * that is never written is not kept alive by being here.
+ */
+const transferred = new WeakSet<Frame>();
+
+/**
+ * Hands a frame's payload over to the {@link FrameWritable} it is about to be written to: in the
+ * client role, a payload of at least `MASK_IN_PLACE_MIN` (16 KiB) bytes, or any piece of a frame
+ * (`Frame.partial`), is then masked in place instead of into a fresh buffer, so reading it after
+ * the write gives masked bytes.
+ *
+ * The rule (RFC 6455 says nothing here; the project's does): never call this for a payload that code
+ * other than the caller may hold or read later, such as a frame user code has seen. The proxy calls
+ * it only on directions where no user code sees frames (no `onFrame`, no user stages).
+ *
+ * @param frame - a frame whose payload no one will read again
+ * @returns the same frame
+ */
+export function transferPayload(frame: Frame): Frame {
+  transferred.add(frame);
+  return frame;
+}
 
 /** Default {@link FrameWritableOptions.highWaterMark}, in frames. */
 export const DEFAULT_WRITABLE_HIGH_WATER_MARK = 16;
@@ -54,7 +78,12 @@ type Callback = (error?: Error | null) => void;
  *
  * - Client role: every frame is masked with a fresh key into a new buffer; server role: the header
  *   and the payload are written as two buffers (small payloads are copied next to the header). The
- *   caller's payload buffer is never modified.
+ *   caller's payload buffer is never modified, unless the caller handed it over with
+ *   {@link transferPayload} (then a large one is masked in place).
+ * - A frame may come in pieces (`Frame.partial`, cut-through): the first piece writes the header
+ *   with the whole frame's length (and its key), each piece's bytes follow as they come, masked from
+ *   their offset on. Until the last piece, any other frame, or a piece out of order, fails with
+ *   `WSP_ERR_INVALID_FRAME` (a frame's bytes are contiguous on the wire).
  * - A sender's duties are enforced: control payloads of at most 125 bytes (a close reason is cut at
  *   a character boundary to 123 bytes), valid close codes only, FIN on control frames, fragments in
  *   sequence, and no data frame (nor a second close frame) after a close frame. A violation fails the
@@ -83,6 +112,12 @@ export class FrameWritable extends Writable {
   private readonly closeTimeout: number;
   private readonly allowRsv1: boolean;
   private readonly key = Buffer.allocUnsafe(4);
+  /** The key of the frame being written in pieces, rotated per piece into `key`. */
+  private readonly pieceKey = Buffer.allocUnsafe(4);
+  /** Payload length of the frame being written in pieces, or -1 when none is open. */
+  private pieceLength = -1;
+  /** Offset the next piece of the open frame must start at. */
+  private pieceNext = 0;
   private closeSent = false;
   private messageOpen = false;
   private corked = false;
@@ -267,16 +302,70 @@ export class FrameWritable extends Writable {
       if (data) throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `${type} frame`);
       if (type === 'close') throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', 'a close frame was sent already');
     }
+    if (frame.partial !== undefined) return this.encodePiece(frame, frame.partial);
+    // A frame's bytes are contiguous on the wire: nothing may go inside a frame written in pieces.
+    if (this.pieceLength >= 0) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `${type} frame inside a frame written in pieces`);
+    }
     checkSendable(frame, this.messageOpen, this.allowRsv1);
     let key: Buffer | undefined;
     if (this.role === 'client') {
       this.generateMask(this.key);
       key = this.key;
     }
-    const buffers = encodeFrame(frame, key);
+    // Only large masked payloads can be masked in place: the set is not consulted for the others.
+    const inPlace = key !== undefined && data && Buffer.isBuffer(frame.payload) &&
+      frame.payload.length >= MASK_IN_PLACE_MIN && transferred.has(frame);
+    const buffers = encodeFrame(frame, key, inPlace);
     if (data) this.messageOpen = !frame.fin;
     else if (type === 'close') this.closeSent = true;
     return buffers;
+  }
+
+  /**
+   * Encodes a piece of a frame (cut-through): the first piece brings the header, with the whole
+   * frame's length and, in the client role, a fresh key; each piece's bytes are masked with that key
+   * from their offset on (key byte `i % 4` for payload byte `i`, across pieces).
+   */
+  private encodePiece(frame: Frame, partial: PartialPayload): Buffer[] {
+    const type = frame.type;
+    const opcode = opcodeOf(type);
+    const payload = frame.payload;
+    const { offset, length } = partial;
+    if (opcode === undefined || opcode >= 0x8 || !Buffer.isBuffer(payload) || !Number.isSafeInteger(offset)
+      || !Number.isSafeInteger(length) || offset < 0 || offset + payload.length > length) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'a piece must be a data frame\'s payload bytes within its length');
+    }
+    const masked = this.role === 'client';
+    let header: Buffer | undefined;
+    if (offset === 0) {
+      if (this.pieceLength >= 0) throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'a frame inside a frame written in pieces');
+      checkSendable(frame, this.messageOpen, this.allowRsv1);
+      if (masked) this.generateMask(this.pieceKey);
+      header = Buffer.allocUnsafe(headerLength(length, masked));
+      writeHeader(header, opcode, frame.fin, frame.rsv1 === true, length, masked ? this.pieceKey : undefined);
+      this.messageOpen = !frame.fin;
+      this.pieceLength = length;
+      this.pieceNext = 0;
+    } else if (offset !== this.pieceNext || length !== this.pieceLength) {
+      throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `piece at ${offset} of ${length}; expected one at ${this.pieceNext} of ${this.pieceLength}`);
+    }
+    this.pieceNext = offset + payload.length;
+    if (this.pieceNext === length) this.pieceLength = -1;
+    let body = payload;
+    if (masked && payload.length > 0) {
+      const key = this.key;
+      const k = this.pieceKey;
+      key[0] = k[offset & 3]!;
+      key[1] = k[(offset + 1) & 3]!;
+      key[2] = k[(offset + 2) & 3]!;
+      key[3] = k[(offset + 3) & 3]!;
+      // A piece handed over is a view of the reader's socket chunk: masked where it lies.
+      if (!transferred.has(frame)) body = Buffer.allocUnsafe(payload.length);
+      mask(payload, key, body, 0);
+    }
+    if (header === undefined) return [body];
+    return body.length === 0 ? [header] : [header, body];
   }
 
   /** Hands encoded bytes to the socket, corked until the next tick so a burst leaves in one write. */

@@ -49,11 +49,13 @@ describe('cli/echo-upstream', () => {
     expect(serve).to.include("await import('./echo-upstream.js')");
   });
 
-  it('is the only module of the package that imports ws', () => {
+  it('is the only module of the package that uses a ws server; the library takes only permessage-deflate from ws', () => {
     const root = new URL('../../src/', import.meta.url);
     const importers = readdirSync(root, { recursive: true, encoding: 'utf8' })
       .filter((name) => name.endsWith('.js'))
-      .filter((name) => /^import\s[^;]*?from\s+'ws'/m.test(readFileSync(new URL(name, root), 'utf8')));
-    expect(importers).to.deep.equal(['cli/echo-upstream.js']);
+      .filter((name) => /^import\s[^;]*?from\s+'ws'/m.test(readFileSync(new URL(name, root), 'utf8')))
+      .sort();
+    expect(importers).to.deep.equal(['cli/echo-upstream.js', 'protocol/ws-deflate.js']);
+    expect(readFileSync(new URL('protocol/ws-deflate.js', root), 'utf8')).to.not.include('WebSocketServer');
   });
 });

@@ -4,6 +4,7 @@ import { type Frame } from '../../src/frame.js';
 import {
   MAX_CLOSE_REASON,
   MAX_CONTROL_PAYLOAD,
+  MASK_IN_PLACE_MIN,
   encodeFrame,
   headerLength,
   truncateCloseReason,
@@ -140,6 +141,28 @@ describe('encode', () => {
       it('rejects a close reason that is not valid UTF-8 with WSP_ERR_INVALID_FRAME (1011)', () => {
         expectError(() => encodeFrame(frame('close', hex('ceba e1bd b9cf 83ce bcce b5ed a080'), true, false, 1000)), 'WSP_ERR_INVALID_FRAME', 1011);
         expectError(() => encodeFrame(frame('close', hex('c0 80'), true, false, 1000), KEY), 'WSP_ERR_INVALID_FRAME', 1011);
+      });
+
+      it(`masks a payload of MASK_IN_PLACE_MIN bytes or more in place when allowed, and returns it as the 2nd buffer`, () => {
+        for (const size of [MASK_IN_PLACE_MIN, MASK_IN_PLACE_MIN + 3, 70000]) {
+          const payload = pattern(size);
+          const copy = Buffer.from(payload);
+          const out = encodeFrame(frame('binary', payload), KEY, true);
+          expect(out).to.have.length(2);
+          expect(out[1]).to.equal(payload);
+          expect(payload.equals(xorKey(copy))).to.equal(true);
+          expect(concat(out).equals(naiveEncode(frame('binary', copy), KEY))).to.equal(true);
+        }
+      });
+
+      it('copies a smaller payload, or an unmasked one, even when allowed to mask in place', () => {
+        for (const [size, key] of [[MASK_IN_PLACE_MIN - 1, KEY], [100, KEY], [70000, undefined]] as const) {
+          const payload = pattern(size);
+          const copy = Buffer.from(payload);
+          const out = concat(encodeFrame(frame('binary', payload), key, true));
+          expect(payload.equals(copy)).to.equal(true);
+          expect(out.equals(naiveEncode(frame('binary', copy), key))).to.equal(true);
+        }
       });
 
       it('never mutates a close reason when masking or cutting it', () => {

@@ -6,6 +6,7 @@ import { FrameParser, type FrameParserOptions, type Role } from '../../src/proto
 import {
   FIXTURES,
   KEY,
+  ascii,
   SMALL_FIXTURES,
   concat,
   decodeChunks,
@@ -17,6 +18,7 @@ import {
   pattern,
   randomChunks,
   randomFrames,
+  randomText,
   thrown,
   view,
   xorKey,
@@ -463,6 +465,152 @@ describe('FrameParser', () => {
         expect(before).to.have.length(2);
       });
 
+      describe('inside a frame, as the bytes arrive', () => {
+        for (const { role, form } of ROLES) {
+          const key = role === 'server' ? KEY : undefined;
+
+          it(`fails a ${form} text frame at the chunk holding the invalid byte, before the frame completes`, () => {
+            const payload = concat([ascii(1000), hex('ff'), ascii(1000)]);
+            const wire = naiveEncode(frame('text', payload), key);
+            const header = wire.length - payload.length;
+            const parser = new FrameParser(parserOptions(role));
+            // Valid bytes only: no frame yet, no failure.
+            parser.push(Buffer.from(wire.subarray(0, header + 1000)));
+            expect(parser.next()).to.equal(null);
+            parser.push(Buffer.from(wire.subarray(header + 1000, header + 1001)));
+            const err = thrown(() => parser.next()) as WebSocketProxyError;
+            expect(err.code).to.equal('WSP_ERR_INVALID_UTF8');
+            expect(err.closeCode).to.equal(1007);
+            expect(parser.next()).to.equal(null);
+          });
+
+          it(`fails a ${form} continuation frame mid-payload (a cut character completed wrongly)`, () => {
+            // "e2 82" ends the first fragment; the second fragment's first byte 28 can never complete it.
+            const first = naiveEncode(frame('text', hex('61e282'), false), key);
+            const second = naiveEncode(frame('continuation', concat([hex('28'), ascii(500)])), key);
+            const header = second.length - 501;
+            const parser = new FrameParser(parserOptions(role));
+            parser.push(Buffer.from(first));
+            expect(drain(parser)).to.have.length(1);
+            parser.push(Buffer.from(second.subarray(0, header)));
+            expect(parser.next()).to.equal(null);
+            parser.push(Buffer.from(second.subarray(header, header + 1)));
+            expect((thrown(() => parser.next()) as WebSocketProxyError).code).to.equal('WSP_ERR_INVALID_UTF8');
+          });
+
+          it(`decodes ${form} text frames split at every byte, characters cut between chunks`, () => {
+            const payload = Buffer.from('a€😀é'.repeat(40));
+            const wire = naiveEncode(frame('text', payload), key);
+            for (let cut = 1; cut < wire.length; cut++) {
+              const frames = decodeChunks(parserOptions(role), [wire.subarray(0, cut), wire.subarray(cut)]);
+              expect(frames.map(view)).to.deep.equal([view(frame('text', payload))]);
+            }
+            const bytewise: Buffer[] = [];
+            for (let i = 0; i < wire.length; i++) bytewise.push(wire.subarray(i, i + 1));
+            expect(decodeChunks(parserOptions(role), bytewise).map(view)).to.deep.equal([view(frame('text', payload))]);
+          });
+        }
+
+        it('checks a large text frame sent one byte per chunk, each byte once', () => {
+          // A walk from the first chunk at every call would be quadratic here (10^10 steps).
+          const payload = Buffer.from('€'.repeat(50_000));
+          const wire = naiveEncode(frame('text', payload), KEY);
+          const parser = new FrameParser(server());
+          let decoded: Frame | null = null;
+          for (let i = 0; i < wire.length; i++) {
+            parser.push(wire.subarray(i, i + 1));
+            decoded = parser.next();
+            if (i < wire.length - 1) expect(decoded).to.equal(null);
+          }
+          expect(decoded!.payload.equals(payload)).to.equal(true);
+        });
+
+        it('does not check a binary frame, nor compressed text, as it arrives', () => {
+          const parser = new FrameParser(client({ allowRsv1: true }));
+          const binary = naiveEncode(frame('binary', concat([hex('ff'), ascii(300)])));
+          parser.push(Buffer.from(binary.subarray(0, 10)));
+          expect(parser.next()).to.equal(null);
+          parser.push(Buffer.from(binary.subarray(10)));
+          expect(parser.next()!.type).to.equal('binary');
+          const compressed = naiveEncode(frame('text', concat([hex('ff'), ascii(300)]), true, true));
+          parser.push(Buffer.from(compressed.subarray(0, 10)));
+          expect(parser.next()).to.equal(null);
+          parser.push(Buffer.from(compressed.subarray(10)));
+          expect(parser.next()!.rsv1).to.equal(true);
+        });
+
+        /** Invalid sequences to put at a character boundary, with how many of their bytes make them invalid. */
+        const POISONS: readonly { bytes: Buffer; failAt: number }[] = [
+          { bytes: hex('ff'), failAt: 1 },
+          { bytes: hex('80'), failAt: 1 },
+          { bytes: hex('c328'), failAt: 2 },
+          { bytes: hex('c080'), failAt: 1 },
+          { bytes: hex('e08080'), failAt: 2 },
+          { bytes: hex('eda080'), failAt: 2 },
+          { bytes: hex('f4908080'), failAt: 2 },
+          { bytes: hex('e28261'), failAt: 3 },
+          { bytes: hex('f09f9828'), failAt: 4 },
+        ];
+
+        for (const seed of [11, 12, 13, 2718, 0xfeed]) {
+          for (const { role, form } of ROLES) {
+            it(`fails at the chunk that brings the first impossible byte (seed ${seed}, ${form})`, () => {
+              const rng = new SeededRandom(seed);
+              const key = role === 'server' ? KEY : undefined;
+              for (let round = 0; round < 60; round++) {
+                const before = Buffer.from(randomText(rng, rng.chance(0.3) ? 3000 : 40));
+                const poison = rng.pick(POISONS);
+                const after = Buffer.from(randomText(rng, 40) + 'z');
+                const message = concat([before, poison.bytes, after]);
+                // The message byte whose arrival makes the text impossible.
+                const bad = before.length + poison.failAt - 1;
+                // Fragments at random cuts, pings between some; `where` maps message bytes to wire offsets.
+                const count = rng.int(1, 4);
+                const cuts = [0];
+                for (let i = 1; i < count; i++) cuts.push(rng.int(0, message.length));
+                cuts.push(message.length);
+                cuts.sort((a, b) => a - b);
+                const parts: Buffer[] = [];
+                let wireLength = 0;
+                let badWire = -1;
+                for (let i = 0; i < count; i++) {
+                  if (i > 0 && rng.chance(0.3)) {
+                    const ping = naiveEncode(frame('ping', rng.bytes(rng.int(0, 20))), key);
+                    parts.push(ping);
+                    wireLength += ping.length;
+                  }
+                  const body = message.subarray(cuts[i]!, cuts[i + 1]!);
+                  const encoded = naiveEncode(frame(i === 0 ? 'text' : 'continuation', body, i === count - 1), key);
+                  const header = encoded.length - body.length;
+                  if (bad >= cuts[i]! && bad < cuts[i + 1]!) badWire = wireLength + header + (bad - cuts[i]!);
+                  parts.push(encoded);
+                  wireLength += encoded.length;
+                }
+                const chunks = randomChunks(rng, concat(parts));
+                // Every other round, frames given in pieces (cut-through) must fail at the same chunk.
+                const parser = new FrameParser(parserOptions(role, round % 2 === 0 ? {} : { partialFrom: rng.int(1, 50) }));
+                let failedAt = -1;
+                let end = 0;
+                let expected = -1;
+                for (const [index, chunk] of chunks.entries()) {
+                  end += chunk.length;
+                  if (expected === -1 && end > badWire) expected = index;
+                  parser.push(Buffer.from(chunk));
+                  try {
+                    drain(parser);
+                  } catch (err) {
+                    expect((err as WebSocketProxyError).code).to.equal('WSP_ERR_INVALID_UTF8');
+                    failedAt = index;
+                    break;
+                  }
+                }
+                expect(failedAt, `round ${round}`).to.equal(expected);
+              }
+            });
+          }
+        }
+      });
+
       it('lets invalid text through with validateUtf8: false', () => {
         const frames = decodeChunks(client({ validateUtf8: false }), [hex('81 02 c328  01 01 e2  00 01 28  80 01 ff  81 01 80')]);
         expect(frames.map(view)).to.deep.equal([
@@ -492,6 +640,99 @@ describe('FrameParser', () => {
           view(frame('continuation', hex('fe'))),
         ]);
       });
+    });
+  });
+
+  describe('pieces (partialFrom, cut-through)', () => {
+    /**
+     * Checks the pieces' contract (in order, contiguous, nothing between the pieces of one frame,
+     * type/fin/rsv1 the frame's) and joins them back into whole frames.
+     */
+    function joinPieces(frames: readonly Frame[], partialFrom: number): Frame[] {
+      const out: Frame[] = [];
+      let open: { frame: Frame; parts: Buffer[]; next: number; length: number } | undefined;
+      for (const f of frames) {
+        if (f.partial === undefined) {
+          expect(open, 'a whole frame inside a frame given in pieces').to.equal(undefined);
+          out.push(f);
+          continue;
+        }
+        expect(f.type).to.be.oneOf(['text', 'binary', 'continuation']);
+        expect(f.partial.length).to.be.at.least(partialFrom);
+        if (open === undefined) {
+          expect(f.partial.offset).to.equal(0);
+          open = { frame: f, parts: [], next: 0, length: f.partial.length };
+        }
+        expect(f.partial.offset).to.equal(open.next);
+        expect(f.partial.length).to.equal(open.length);
+        expect([f.type, f.fin, f.rsv1]).to.deep.equal([open.frame.type, open.frame.fin, open.frame.rsv1]);
+        open.parts.push(Buffer.from(f.payload));
+        open.next += f.payload.length;
+        if (open.next === open.length) {
+          out.push({ type: f.type, fin: f.fin, rsv1: f.rsv1, payload: concat(open.parts) });
+          open = undefined;
+        }
+      }
+      expect(open, 'a frame left unfinished').to.equal(undefined);
+      return out;
+    }
+
+    for (const seed of [5, 6, 77, 4242, 0xcafe]) {
+      for (const { role, form } of ROLES) {
+        it(`gives the same frames, some in pieces, for random streams in random chunks (seed ${seed}, ${form})`, () => {
+          const rng = new SeededRandom(seed);
+          const key = role === 'server' ? KEY : undefined;
+          let pieces = 0;
+          for (let round = 0; round < 30; round++) {
+            const frames = randomFrames(rng, { big: round % 3 === 0, rsv1: true });
+            const bytes = concat(frames.map((f) => naiveEncode(f, key)));
+            const chunks = randomChunks(rng, bytes);
+            const partialFrom = rng.pick([1, 2, 50, 1000, 65536]);
+            const whole = decodeChunks(parserOptions(role, { allowRsv1: true }), chunks);
+            const given = decodeChunks(parserOptions(role, { allowRsv1: true, partialFrom }), chunks);
+            pieces += given.filter((f) => f.partial !== undefined).length;
+            expect(joinPieces(given, partialFrom).map(view)).to.deep.equal(whole.map(view));
+          }
+          expect(pieces, 'pieces given').to.be.above(0);
+        });
+      }
+    }
+
+    it('gives a frame that arrived whole as one frame, and never a control frame in pieces', () => {
+      const payload = pattern(300);
+      const wire = concat([naiveEncode(frame('binary', payload)), naiveEncode(frame('ping', pattern(100)))]);
+      expect(decodeChunks(client({ partialFrom: 1 }), [wire]).map(view)).to.deep.equal([view(frame('binary', payload)), view(frame('ping', pattern(100)))]);
+      const split = decodeChunks(client({ partialFrom: 1 }), [wire.subarray(0, 250), wire.subarray(250, 400), wire.subarray(400)]);
+      expect(split.map((f) => [f.type, f.partial ?? null])).to.deep.equal([
+        ['binary', { offset: 0, length: 300 }], ['binary', { offset: 246, length: 300 }], ['ping', null],
+      ]);
+    });
+
+    it('still refuses a frame over maxFrameSize at its header, before any piece', () => {
+      const wire = naiveEncode(frame('binary', pattern(2000)));
+      const parser = new FrameParser(client({ partialFrom: 1, maxFrameSize: 1000 }));
+      parser.push(Buffer.from(wire.subarray(0, 4)));
+      expect((thrown(() => parser.next()) as WebSocketProxyError).code).to.equal('WSP_ERR_FRAME_TOO_LARGE');
+    });
+
+    it('checks text piece by piece: the piece with the invalid byte fails, the ones before go out', () => {
+      const payload = concat([ascii(100), hex('c328'), ascii(100)]);
+      const wire = naiveEncode(frame('text', payload), KEY);
+      const parser = new FrameParser(server({ partialFrom: 1 }));
+      parser.push(Buffer.from(wire.subarray(0, 8 + 100)));
+      const first = drain(parser);
+      expect(first.map((f) => f.payload.toString())).to.deep.equal([ascii(100).toString()]);
+      parser.push(Buffer.from(wire.subarray(8 + 100, 8 + 102)));
+      expect((thrown(() => parser.next()) as WebSocketProxyError).code).to.equal('WSP_ERR_INVALID_UTF8');
+    });
+
+    it('keeps message state across pieces: a fragmented text cut inside a character, pings between fragments', () => {
+      const text = Buffer.from('€'.repeat(30));
+      const frames = [frame('text', text.subarray(0, 31), false), frame('ping', 'p'), frame('continuation', text.subarray(31))];
+      const wire = concat(frames.map((f) => naiveEncode(f, KEY)));
+      const bytewise = Array.from(wire, (_, i) => wire.subarray(i, i + 1));
+      const given = decodeChunks(server({ partialFrom: 1 }), bytewise);
+      expect(joinPieces(given, 1).map(view)).to.deep.equal(frames.map(view));
     });
   });
 

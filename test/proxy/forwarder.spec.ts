@@ -7,6 +7,7 @@ import { FrameParser } from '../../src/protocol/parser.js';
 import { Forwarder, type ForwarderContext, Outbox, type OutboxHooks } from '../../src/proxy/forwarder.js';
 import type { OnFrameResult, ProxyRole } from '../../src/proxy/options.js';
 import { FrameWritable } from '../../src/streams/frame-writable.js';
+import { MASK_IN_PLACE_MIN } from '../../src/protocol/encode.js';
 
 /**
  * A byte sink standing in for a socket: records what is written; with `hold` set, it keeps every
@@ -383,6 +384,107 @@ describe('Forwarder', () => {
       forwarder.once('error', () => resolve());
     });
   }
+
+  describe('frames relayed in pieces (cut-through)', () => {
+    const piece = (offset: number, n: number, length: number): Frame =>
+      ({ type: 'binary', fin: true, rsv1: false, payload: Buffer.alloc(n, 0x61), partial: { offset, length } });
+
+    it('holds pings, injected control frames and a close until the last piece, then sends them in order', async () => {
+      const rig = outboxRig();
+      await forward(rig.outbox, piece(0, 4, 10));
+      expect(rig.outbox.unfinishedFrame).to.equal(true);
+      expect(rig.outbox.ping(pingFrame('k'))).to.equal(true);
+      expect(rig.outbox.inject(pongFrame('i'))).to.equal(false);
+      expect(rig.outbox.sendClose(1000, 'bye')).to.equal(true);
+      // A new frame after the close asked for is dropped, as after a close sent.
+      await flush();
+      expect(Buffer.concat(rig.sink.chunks)).to.have.length(2 + 4);
+      expect(rig.closes).to.deep.equal([]);
+      await forward(rig.outbox, piece(4, 6, 10));
+      expect((await forward(rig.outbox, binaryFrame('late'))).sent).to.equal(false);
+      await flush();
+      expect(rig.outbox.unfinishedFrame).to.equal(false);
+      expect(rig.sink.frames().map(view)).to.deep.equal(['binary:aaaaaaaaaa', 'ping:k', 'pong:i', 'close:bye:1000']);
+      expect(rig.closes.map(view)).to.deep.equal(['close:bye:1000']);
+      expect(rig.pingsWritten.count).to.equal(1);
+    });
+
+    it('holds an injected message until the last piece, even of a final (fin) frame', async () => {
+      const rig = outboxRig();
+      await forward(rig.outbox, piece(0, 4, 10));
+      expect(rig.outbox.inject(textFrame('injected'))).to.equal(false);
+      await forward(rig.outbox, piece(4, 6, 10));
+      await flush();
+      expect(rig.sink.frames().map(view)).to.deep.equal(['binary:aaaaaaaaaa', 'text:injected']);
+    });
+
+    it('drops the receiving side when its direction ends mid-frame: socket destroyed, no close, nothing reported', async () => {
+      const rig = forwarderRig();
+      rig.forwarder.write(piece(0, 4, 10));
+      await flush();
+      expect(rig.outbox.unfinishedFrame).to.equal(true);
+      rig.forwarder.destroy(new Error('the source failed'));
+      await flush();
+      expect(rig.sink.destroyed).to.equal(true);
+      expect(rig.outbox.sendClose(1001)).to.equal(false);
+      expect(Buffer.concat(rig.sink.chunks)).to.have.length(2 + 4);
+    });
+
+    it('lets a direction that ends between frames close as usual', async () => {
+      const rig = forwarderRig();
+      rig.forwarder.write(piece(0, 4, 4));
+      await flush();
+      rig.forwarder.destroy();
+      await flush();
+      expect(rig.sink.destroyed).to.equal(false);
+      expect(rig.outbox.sendClose(1001)).to.equal(true);
+    });
+  });
+
+  describe('payload ownership (ownsPayloads)', () => {
+    /** A forwarder writing to a client-role (masking) writer with a fixed key; the sink records bytes. */
+    function maskingRig(ownsPayloads: boolean | undefined, onFrame?: (frame: Frame) => OnFrameResult): { forwarder: Forwarder; sink: Sink } {
+      const sink = new Sink();
+      const writable = new FrameWritable(sink, { role: 'client', generateMask: (key) => key.fill(0x5a) });
+      writable.on('error', () => undefined);
+      const hooks: OutboxHooks = { onCloseSent: () => undefined, onFailure: () => undefined };
+      const outbox = new Outbox('upstream', writable, undefined, hooks, { checkText: false, maxQueuedBytes: Infinity });
+      const forwarder = new Forwarder({
+        from: 'client', to: outbox, ownsPayloads, onFrame,
+        onInput: () => undefined, onDrop: () => undefined, onClose: () => true,
+      });
+      return { forwarder, sink };
+    }
+
+    const size = MASK_IN_PLACE_MIN + 1;
+    const masked = (data: Buffer): Buffer => Buffer.from(data.map((b) => b ^ 0x5a));
+
+    it('hands a large data payload over to the writer, which masks it in place', async () => {
+      const { forwarder, sink } = maskingRig(true);
+      const payload = Buffer.alloc(size, 0x31);
+      const small = Buffer.alloc(10, 0x32);
+      await writeAll(forwarder, [binaryFrame(payload), textFrame(small)]);
+      await flush();
+      expect(payload.equals(masked(Buffer.alloc(size, 0x31)))).to.equal(true);
+      expect(small.equals(Buffer.alloc(10, 0x32))).to.equal(true);
+      expect(Buffer.concat(sink.chunks).subarray(8, 8 + size).equals(payload)).to.equal(true);
+    });
+
+    for (const [name, owns, onFrame] of [
+      ['without ownsPayloads', undefined, undefined],
+      ['with ownsPayloads: false', false, undefined],
+      ['with a pass-through onFrame (user code saw the payload), whatever ownsPayloads says', true, (frame: Frame): OnFrameResult => frame.payload],
+    ] as const) {
+      it(`never modifies a payload ${name}`, async () => {
+        const { forwarder, sink } = maskingRig(owns, onFrame);
+        const payload = Buffer.alloc(size, 0x31);
+        await writeAll(forwarder, [binaryFrame(payload)]);
+        await flush();
+        expect(payload.equals(Buffer.alloc(size, 0x31))).to.equal(true);
+        expect(Buffer.concat(sink.chunks).subarray(8, 8 + size).equals(masked(payload))).to.equal(true);
+      });
+    }
+  });
 
   it('without onFrame forwards every frame unchanged, in order', async () => {
     const rig = forwarderRig();

@@ -106,13 +106,20 @@ describe('WebSocketProxy backpressure', () => {
     upstream.resume();
     const { summary } = await outcome.done;
     expect(summary?.client.aborted).to.equal(true);
-    expect(summary?.upstream.closeSent).to.deep.equal({ code: 1001, reason: '' });
     await until(() => upstream.destroyed || upstream.readableEnded);
+    expect(tailLength).to.be.above(0);
+    if (summary?.upstream.closeSent === undefined) {
+      // Cut-through: the client vanished inside a 1 MiB frame the proxy had begun to relay. No frame,
+      // not even a close, can follow those bytes: the upstream's connection is dropped instead
+      // (docs/architecture.md, "Partial frames and cut-through"): it ended above without a close.
+      expect(summary?.upstream.closeReceived).to.equal(undefined);
+      return;
+    }
+    expect(summary.upstream.closeSent).to.deep.equal({ code: 1001, reason: '' });
     // The last bytes the upstream got end with the masked close frame 1001 (0x88 0x82 key code).
     const last = Buffer.concat(tail).subarray(-8);
     expect(last[0]).to.equal(0x88);
     expect(last[1]).to.equal(0x82);
-    expect(tailLength).to.be.above(0);
   });
 
   it('the whole 1 GB reaches an upstream that reads in bursts, the proxy\'s memory bounded throughout', async function () {

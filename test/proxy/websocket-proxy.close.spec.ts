@@ -314,11 +314,15 @@ describe('WebSocketProxy close handshake and abnormal ends', () => {
         client.send(textFrame('fine'));
         await upstream.waitFrames(1);
         client.sendRaw(violation.bytes());
+        // The upstream is sent 1001 at once; the client, no longer read, is sent its close only once
+        // the upstream's reply came (what the upstream sent before it would still reach the client).
+        expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
+        await turns();
+        expect(client.frames.filter((f) => f.type === 'close')).to.deep.equal([]);
+        upstream.send(closeFrame(1001));
         const close = await client.waitClose();
         expect(close.code).to.equal(violation.closeCode);
-        expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
         client.send(closeFrame(violation.closeCode));
-        upstream.send(closeFrame(1001));
         upstream.socket.end();
         await Promise.all([client.closed, upstream.closed]);
         expect(upstream.frames.map(text)).to.deep.equal([

@@ -142,8 +142,10 @@ describe('WebSocketProxy#destroy', () => {
       const upstream = await rig.upstream();
       const outcome = await rig.proxy.nextOutcome();
       client.ws.send('eleven byte');
-      expect((await client.closed).code).to.equal(1009);
       expect((await upstream.waitClose()).code).to.equal(1001);
+      // The client gets its 1009 once the upstream replied; then only the TCP close is left.
+      upstream.send(closeFrame(1001));
+      expect((await client.closed).code).to.equal(1009);
       await turns();
       // The upstream keeps its TCP open; only lingeringTimeout (fake, never reached) would end it.
       expect(upstream.isClosed).to.equal(false);

@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { type Frame, binaryFrame, closeFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
 import type { ProxyOutcome } from '../helpers/proxy-harness.js';
 import { type RawPeer, recordingLogger, text, until } from '../helpers/proxy-peers.js';
-import { rawRig, releaseAll, wsRig } from './rig.js';
+import { rawRig, releaseAll, turns, wsRig } from './rig.js';
 
 /** Records what a `ws` upstream connection receives and how it closes. */
 function watch(ws: WebSocket): { messages: string[]; closed: Promise<[number, string]> } {
@@ -32,6 +32,15 @@ function fragments(n: number, piece: string, type: 'text' | 'binary' = 'text'): 
     out.push(i === 0 ? (type === 'text' ? textFrame(piece, fin) : binaryFrame(piece, fin)) : continuationFrame(piece, fin));
   }
   return out;
+}
+
+/**
+ * The offender of a limit is sent its 1009 only after its peer's close reply (what the peer sent
+ * before still reaches it): a few turns after the peer got its 1001, it has no close yet.
+ */
+async function noCloseYet(offender: RawPeer): Promise<void> {
+  await turns();
+  expect(offender.frames.filter((f) => f.type === 'close'), 'the offender is sent its close after its peer replied').to.deep.equal([]);
 }
 
 /** Data frames only, as text views. */
@@ -103,14 +112,15 @@ describe('WebSocketProxy limits', () => {
     // 5 x "11" then "1" (11 bytes): the sixth fragment trips it; pings before it still pass.
     const tooMany = [...fragments(5, '11').map((f) => ({ ...f, fin: false })), continuationFrame('1', true)];
     for (const frame of tooMany) client.send(pingFrame('p'), frame);
-    const close = await client.waitClose();
-    expect(text(close)).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
     const upstreamClose = await upstream.waitClose();
     expect(text(upstreamClose)).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
+    await noCloseYet(client);
+    upstream.send(closeFrame(1001));
+    const close = await client.waitClose();
+    expect(text(close)).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
     // Nothing of the offending message reached the upstream.
     expect(dataOf(upstream)).to.deep.equal([{ type: 'text', fin: true, data: '1111111111' }]);
     client.send(closeFrame(1009));
-    upstream.send(closeFrame(1001));
     upstream.socket.end();
     await expectLimitSummary(outcome, 'client');
   });
@@ -123,10 +133,11 @@ describe('WebSocketProxy limits', () => {
     upstream.send(...fragments(2, '12345', 'binary'));
     await client.waitFrames(1);
     upstream.send(...fragments(5, '11').map((f) => ({ ...f, fin: false })), continuationFrame('1', false));
-    expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
     expect(text(await client.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
-    expect(dataOf(client)).to.deep.equal([{ type: 'binary', fin: true, data: '1234512345' }]);
+    await noCloseYet(upstream);
     client.send(closeFrame(1001));
+    expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
+    expect(dataOf(client)).to.deep.equal([{ type: 'binary', fin: true, data: '1234512345' }]);
     upstream.send(closeFrame(1009));
     upstream.socket.end();
     await expectLimitSummary(outcome, 'upstream');
@@ -142,9 +153,11 @@ describe('WebSocketProxy limits', () => {
       client.send(textFrame('', false), pingFrame('1'), continuationFrame('a', false), pingFrame('2'), continuationFrame('', true));
       await until(() => dataOf(upstream).length === (aggregateFragments ? 1 : 3));
       client.send(...fragments(4, 'b'));
+      expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
+      await noCloseYet(client);
+      upstream.send(closeFrame(1001));
       const close = await client.waitClose();
       expect(text(close)).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
-      expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
       const data = dataOf(upstream);
       if (aggregateFragments) {
         expect(data).to.deep.equal([{ type: 'text', fin: true, data: 'a' }]);
@@ -156,7 +169,6 @@ describe('WebSocketProxy limits', () => {
         ]);
       }
       client.send(closeFrame(1009));
-      upstream.send(closeFrame(1001));
       upstream.socket.end();
       await expectLimitSummary(outcome, 'client');
     });
@@ -170,10 +182,11 @@ describe('WebSocketProxy limits', () => {
     upstream.send(...fragments(5, 'x'));
     await client.waitFrames(1);
     upstream.send(...fragments(6, 'y'));
-    expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
     expect(text(await client.waitClose())).to.deep.equal({ type: 'close', fin: true, data: '', code: 1001 });
-    expect(dataOf(client)).to.deep.equal([{ type: 'text', fin: true, data: 'xxxxx' }]);
+    await noCloseYet(upstream);
     client.send(closeFrame(1001));
+    expect(text(await upstream.waitClose())).to.deep.equal({ type: 'close', fin: true, data: 'Payload Too Large', code: 1009 });
+    expect(dataOf(client)).to.deep.equal([{ type: 'text', fin: true, data: 'xxxxx' }]);
     upstream.send(closeFrame(1009));
     upstream.socket.end();
     await expectLimitSummary(outcome, 'upstream');

@@ -8,7 +8,10 @@ import {
 import { echo } from '../helpers/proxy-harness.js';
 import { RawPeer, recordingLogger, text, until } from '../helpers/proxy-peers.js';
 import { rawUpgradeClient } from '../helpers/sockets.js';
-import { onCleanup, rawRig, releaseAll, wsRig } from './rig.js';
+import { encodeFrame } from '../../src/protocol/encode.js';
+import { randomFrames } from '../helpers/frames.js';
+import { SeededRandom } from '../helpers/random.js';
+import { onCleanup, rawRig, releaseAll, turns, wsRig } from './rig.js';
 
 type Call = [ProxyRole, string, string, boolean, number | undefined];
 
@@ -447,6 +450,137 @@ describe('WebSocketProxy', () => {
       upstreamSocket.write(Buffer.from([0x82, 2, 0x68, 0x69]));
       await until(() => Buffer.concat(toClient).length >= 4);
       expect([...Buffer.concat(toClient)]).to.deep.equal([0x82, 2, 0x68, 0x69]);
+    });
+  });
+
+  describe('masking in place', () => {
+    // 256 KiB: many socket chunks, so the parser assembles the payload by copying; above MASK_IN_PLACE_MIN.
+    const big = (seed: number): Buffer => Buffer.from(Array.from({ length: 256 * 1024 }, (_, i) => (i * 13 + seed) & 0xff));
+
+    it('without user code, large messages cross both ways intact (payloads masked in place on the way up)', async () => {
+      for (const aggregateFragments of [false, true]) {
+        const rig = await wsRig(echo, { aggregateFragments });
+        const client = await rig.client();
+        const sent = [big(1), big(2), big(3)];
+        for (const payload of sent) client.ws.send(payload);
+        await client.waitMessages(3);
+        expect(client.messages.map((m, i) => (m as Buffer).equals(sent[i]!))).to.deep.equal([true, true, true]);
+      }
+    });
+
+    it('never masks a payload onFrame saw: what it kept stays unmasked after the frame went upstream', async () => {
+      const kept: Buffer[] = [];
+      const rig = await wsRig(echo, {
+        onFrame: (_proxy, role, type, payload) => {
+          if (role === 'client' && type === 'binary') kept.push(payload);
+          return payload;
+        },
+      });
+      const client = await rig.client();
+      const sent = [big(4), big(5)];
+      for (const payload of sent) client.ws.send(payload);
+      await client.waitMessages(2);
+      expect(kept).to.have.length(2);
+      expect(kept.map((payload, i) => payload.equals(sent[i]!))).to.deep.equal([true, true]);
+      expect(client.messages.map((m, i) => (m as Buffer).equals(sent[i]!))).to.deep.equal([true, true]);
+    });
+  });
+
+  describe('cut-through', () => {
+    /** A masked 1 MiB binary frame as a client sends it, and its payload. */
+    function bigFrame(): { bytes: Buffer; payload: Buffer } {
+      const payload = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => (i * 7) & 0xff));
+      return { bytes: Buffer.concat(encodeFrame(binaryFrame(payload), Buffer.from([1, 2, 3, 4]))), payload };
+    }
+
+    it('relays a large frame as it arrives (no stages): the upstream has most of the sent part before the rest is sent', async () => {
+      const rig = await rawRig();
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const { bytes, payload } = bigFrame();
+      client.sendRaw(bytes.subarray(0, 300 * 1024));
+      await until(() => upstream.socket.bytesRead >= 200 * 1024);
+      expect(upstream.frames).to.deep.equal([]);
+      client.sendRaw(bytes.subarray(300 * 1024));
+      client.send(pingFrame('after'));
+      await upstream.waitFrames(2);
+      expect(upstream.frames[0]!.payload.equals(payload)).to.equal(true);
+      expect(upstream.frames.map((f) => f.type)).to.deep.equal(['binary', 'ping']);
+      // And back: the upstream's unmasked 1 MiB frame reaches the client whole.
+      upstream.send(binaryFrame(payload));
+      await client.waitFrames(1);
+      expect(client.frames[0]!.payload.equals(payload)).to.equal(true);
+    });
+
+    for (const seed of [1, 2, 3]) {
+      it(`relays random frame sequences written in random chunks, both ways, unchanged (seed ${seed})`, async () => {
+        const rng = new SeededRandom(seed);
+        const rig = await rawRig();
+        const client = await rig.rawClient();
+        const upstream = await rig.upstream();
+        for (const [from, to, key] of [[client, upstream, Buffer.from([5, 6, 7, 8])], [upstream, client, undefined]] as const) {
+          const frames = randomFrames(rng, 12, 200_000).filter((f) => f.type !== 'close');
+          const bytes = Buffer.concat(frames.map((f) => Buffer.concat(encodeFrame(f, key))));
+          const before = to.frames.length;
+          // Chunks of up to 40 KiB with a pause now and then, so that large frames arrive in parts.
+          for (let at = 0; at < bytes.length;) {
+            const n = Math.min(bytes.length - at, rng.int(1, 40_000));
+            from.sendRaw(bytes.subarray(at, at + n));
+            at += n;
+            if (rng.chance(0.3)) await turns(2);
+          }
+          await to.waitFrames(before + frames.length);
+          const got = to.frames.slice(before).map((f) => `${f.type}:${f.fin}:${f.payload.toString('hex')}`);
+          expect(got).to.deep.equal(frames.map((f) => `${f.type}:${f.fin}:${f.payload.toString('hex')}`));
+        }
+      });
+    }
+
+    it('waits for the whole frame when a stage needs it (aggregateFragments)', async () => {
+      const rig = await rawRig({ aggregateFragments: true });
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      // What the upstream read so far: its upgrade request.
+      const handshake = upstream.socket.bytesRead;
+      const { bytes, payload } = bigFrame();
+      client.sendRaw(bytes.subarray(0, 300 * 1024));
+      await until(() => outcome.proxy.client!.readable.bytesReceived >= 300 * 1024);
+      await turns();
+      expect(upstream.socket.bytesRead).to.equal(handshake);
+      client.sendRaw(bytes.subarray(300 * 1024));
+      await upstream.waitFrames(1);
+      expect(upstream.frames[0]!.payload.equals(payload)).to.equal(true);
+    });
+
+    it('drops the upstream when the client vanishes mid-frame: no close can follow a cut frame', async () => {
+      const rig = await rawRig();
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = rig.proxy.nextOutcome();
+      const { bytes } = bigFrame();
+      client.sendRaw(bytes.subarray(0, 300 * 1024));
+      await until(() => upstream.socket.bytesRead >= 200 * 1024);
+      client.destroy();
+      await upstream.closed;
+      expect(upstream.frames.filter((f) => f.type === 'close')).to.deep.equal([]);
+      const { summary } = await (await outcome).done;
+      expect(summary?.upstream.closeSent).to.equal(undefined);
+    });
+
+    it('sends the proxy\'s own close after the frame being relayed, not inside it', async () => {
+      const rig = await rawRig();
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      const { bytes, payload } = bigFrame();
+      client.sendRaw(bytes.subarray(0, 300 * 1024));
+      await until(() => upstream.socket.bytesRead >= 200 * 1024);
+      outcome.proxy.close(1001, 'bye');
+      client.sendRaw(bytes.subarray(300 * 1024));
+      await upstream.waitFrames(2);
+      expect(upstream.frames[0]!.payload.equals(payload)).to.equal(true);
+      expect([upstream.frames[1]!.type, upstream.frames[1]!.code]).to.deep.equal(['close', 1001]);
     });
   });
 

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { WebSocket } from 'ws';
 import { ErrorCodes, WebSocketProxyError } from '../../src/errors.js';
 import { type Frame, binaryFrame, closeFrame, continuationFrame, pingFrame, pongFrame, textFrame } from '../../src/frame.js';
-import { DEFAULT_HIGH_WATER_MARK_BYTES, FrameReadable, type FrameReadableOptions } from '../../src/streams/frame-readable.js';
+import { DEFAULT_HIGH_WATER_MARK_BYTES, FrameReadable, type FrameReadableOptions, PARTIAL_FRAME_MIN } from '../../src/streams/frame-readable.js';
 import { randomFrames, view } from '../helpers/frames.js';
 import { SeededRandom } from '../helpers/random.js';
 import { type TcpPair, rawUpgradeServer, settle, tcpPair, tick, waitFor, wire } from '../helpers/sockets.js';
@@ -483,6 +483,51 @@ describe('FrameReadable over real sockets', () => {
       expect(next).to.equal(COUNT);
       expect(maxQueued * FRAME).to.be.at.most(HWM + FRAME);
       expect(p.client.bytesRead).to.equal(sent);
+    });
+  });
+
+  describe('partialFrames (cut-through)', () => {
+    it('pushes a large frame arriving in parts as pieces, a small one whole; the pieces join into the payload', async () => {
+      const { p, readable } = await serverReader({ partialFrames: true });
+      const { outcome } = consume(readable);
+      const big = patterned(1, 200 * 1024);
+      const bytes = wire([binaryFrame(big), textFrame('small')], KEY);
+      await writeApart(p.client, p.server, [bytes.subarray(0, 1000), bytes.subarray(1000, 70000), bytes.subarray(70000)]);
+      await waitFor(() => outcome.frames.some((f) => f.type === 'text'));
+      const pieces = outcome.frames.filter((f) => f.partial !== undefined);
+      expect(pieces.length).to.be.at.least(3);
+      expect(Buffer.concat(pieces.map((f) => f.payload)).equals(big)).to.equal(true);
+      expect(pieces.map((f) => f.partial!.length)).to.deep.equal(pieces.map(() => big.length));
+      expect(outcome.frames.at(-1)!.partial).to.equal(undefined);
+      expect(outcome.frames.at(-1)!.payload.toString()).to.equal('small');
+    });
+
+    it('holds a frame under PARTIAL_FRAME_MIN, and any frame without the option, until it is whole', async () => {
+      for (const [options, size] of [[{ partialFrames: true }, PARTIAL_FRAME_MIN - 1], [{}, 200 * 1024]] as const) {
+        const { p, readable } = await serverReader(options);
+        const { outcome } = consume(readable);
+        const payload = patterned(2, size);
+        const bytes = wire([binaryFrame(payload)], KEY);
+        await writeApart(p.client, p.server, [bytes.subarray(0, 1000), bytes.subarray(1000)]);
+        await waitFor(() => outcome.frames.length > 0);
+        expect(outcome.frames.map((f) => [f.partial ?? null, f.payload.equals(payload)])).to.deep.equal([[null, true]]);
+      }
+    });
+
+    it('enablePartialFrames() turns pieces on from the next frame', async () => {
+      const { p, readable } = await serverReader();
+      readable.enablePartialFrames();
+      const { outcome } = consume(readable);
+      const bytes = wire([binaryFrame(patterned(3, 100 * 1024))], KEY);
+      await writeApart(p.client, p.server, [bytes.subarray(0, 1000), bytes.subarray(1000)]);
+      await waitFor(() => outcome.frames.some((f) => f.partial !== undefined && f.partial.offset + f.payload.length === f.partial.length));
+      expect(outcome.frames.length).to.be.at.least(2);
+    });
+
+    it('rejects a partialFrames that is not a boolean with a TypeError', async () => {
+      const p = await pair();
+      expect(() => new FrameReadable(p.server, { role: 'server', partialFrames: 1 } as unknown as FrameReadableOptions))
+        .to.throw(TypeError, 'options.partialFrames must be a boolean');
     });
   });
 

@@ -15,7 +15,8 @@ import {
   textFrame,
 } from '../../src/frame.js';
 import { FrameReadable } from '../../src/streams/frame-readable.js';
-import { FrameWritable, type FrameWritableOptions } from '../../src/streams/frame-writable.js';
+import { FrameWritable, type FrameWritableOptions, transferPayload } from '../../src/streams/frame-writable.js';
+import { MASK_IN_PLACE_MIN, encodeFrame } from '../../src/protocol/encode.js';
 import { randomFrames, view } from '../helpers/frames.js';
 import { SeededRandom } from '../helpers/random.js';
 import {
@@ -176,6 +177,117 @@ describe('FrameWritable over real sockets', () => {
       expect(generateMask.callCount).to.equal(4);
       expect(hello.equals(copies[0]!)).to.equal(true);
       expect(big.equals(copies[1]!)).to.equal(true);
+    });
+  });
+
+  describe('payloads handed over with transferPayload()', () => {
+    it('client role: a large transferred payload is masked in place; the others are left alone', async () => {
+      const { writable, peer } = await writer({ role: 'client', generateMask: fixedKey });
+      const received = sink(peer);
+      const size = MASK_IN_PLACE_MIN + 5;
+      const given = patterned(4, size);
+      const kept = patterned(5, size);
+      const small = patterned(6, 100);
+      const copies = [Buffer.from(given), Buffer.from(kept), Buffer.from(small)];
+      writable.write(transferPayload(binaryFrame(given)));
+      writable.write(binaryFrame(kept));
+      writable.write(transferPayload(binaryFrame(small)));
+      const header = Buffer.from([0x82, 0xfe, size >> 8, size & 0xff, ...KEY]);
+      const total = 2 * (8 + size) + 6 + 100;
+      await waitFor(() => received.bytes().length === total);
+      expect(received.bytes().equals(Buffer.concat([
+        header, xor(copies[0]!, KEY), header, xor(copies[1]!, KEY), Buffer.from([0x82, 0xe4, ...KEY]), xor(copies[2]!, KEY),
+      ]))).to.equal(true);
+      // The transferred one was the writer's to mask: it holds the masked bytes now.
+      expect(given.equals(xor(copies[0]!, KEY))).to.equal(true);
+      expect(kept.equals(copies[1]!)).to.equal(true);
+      expect(small.equals(copies[2]!)).to.equal(true);
+    });
+
+    it('server role: a transferred payload is written as it is, never modified', async () => {
+      const { writable, peer } = await writer({ role: 'server' });
+      const received = sink(peer);
+      const payload = patterned(7, MASK_IN_PLACE_MIN * 2);
+      const copy = Buffer.from(payload);
+      writable.write(transferPayload(binaryFrame(payload)));
+      await waitFor(() => received.bytes().length === 4 + payload.length);
+      expect(payload.equals(copy)).to.equal(true);
+      expect(received.bytes().subarray(4).equals(copy)).to.equal(true);
+    });
+  });
+
+  describe('frames written in pieces (Frame.partial)', () => {
+    /** Cuts `payload` into random pieces of `type`, each a Frame with `partial` set. */
+    function pieces(rng: SeededRandom, type: 'binary' | 'continuation', payload: Buffer, fin: boolean): Frame[] {
+      const out: Frame[] = [];
+      let offset = 0;
+      do {
+        const n = Math.min(payload.length - offset, rng.int(1, 5000));
+        out.push({ type, fin, rsv1: false, payload: payload.subarray(offset, offset + n), partial: { offset, length: payload.length } });
+        offset += n;
+      } while (offset < payload.length);
+      return out;
+    }
+
+    for (const seed of [3, 31, 314]) {
+      for (const role of ['client', 'server'] as const) {
+        it(`puts the same bytes on the wire as the whole frames, pings between frames (seed ${seed}, ${role} role)`, async () => {
+          const rng = new SeededRandom(seed);
+          const { writable, peer } = await writer({ role, generateMask: fixedKey });
+          const received = sink(peer);
+          const expected: Buffer[] = [];
+          const key = role === 'client' ? KEY : undefined;
+          for (let i = 0; i < 6; i++) {
+            const payload = patterned(i, rng.int(1, 40000));
+            const first = rng.chance(0.5);
+            // A fragmented message: its first fragment in pieces, a ping, then its last fragment in pieces.
+            const cut = first ? payload.length : rng.int(1, payload.length);
+            const head = payload.subarray(0, cut);
+            for (const piece of pieces(rng, 'binary', head, first)) writable.write(piece);
+            expected.push(Buffer.concat(encodeFrame(binaryFrame(head, first), key)));
+            writable.write(pingFrame('between'));
+            expected.push(Buffer.concat(encodeFrame(pingFrame('between'), key)));
+            if (!first) {
+              const rest = payload.subarray(cut);
+              if (rest.length > 0) for (const piece of pieces(rng, 'continuation', rest, true)) writable.write(piece);
+              else writable.write(continuationFrame(rest));
+              expected.push(Buffer.concat(encodeFrame(continuationFrame(rest), key)));
+            }
+          }
+          const total = Buffer.concat(expected);
+          await waitFor(() => received.bytes().length >= total.length);
+          expect(received.bytes().equals(total)).to.equal(true);
+        });
+      }
+    }
+
+    it('masks a piece handed over with transferPayload in place, and copies the others', async () => {
+      const { writable, peer } = await writer({ role: 'client', generateMask: fixedKey });
+      const received = sink(peer);
+      const a = patterned(8, 10);
+      const b = patterned(9, 7);
+      const copies = [Buffer.from(a), Buffer.from(b)];
+      writable.write(transferPayload({ type: 'binary', fin: true, rsv1: false, payload: a, partial: { offset: 0, length: 17 } }));
+      writable.write({ type: 'binary', fin: true, rsv1: false, payload: b, partial: { offset: 10, length: 17 } });
+      await waitFor(() => received.bytes().length === 6 + 17);
+      const both = Buffer.concat(copies);
+      expect(received.bytes().equals(Buffer.concat([Buffer.from([0x82, 0x91, ...KEY]), xor(both, KEY)]))).to.equal(true);
+      // Key byte i % 4 for payload byte i: the second piece starts at key byte 2.
+      expect(a.equals(xor(copies[0]!, KEY))).to.equal(true);
+      expect(b.equals(copies[1]!)).to.equal(true);
+    });
+
+    it('refuses a frame inside a frame written in pieces, and pieces out of order, with WSP_ERR_INVALID_FRAME', async () => {
+      const { writable } = await writer({ role: 'server' });
+      const piece = (offset: number, n: number): Frame => ({ type: 'binary', fin: true, rsv1: false, payload: Buffer.alloc(n), partial: { offset, length: 10 } });
+      expect(await write(writable, piece(0, 4))).to.equal(undefined);
+      const inside = await write(writable, pingFrame('x'));
+      expectCoded(inside, 'WSP_ERR_INVALID_FRAME', 1011);
+      const { writable: other } = await writer({ role: 'server' });
+      expect(await write(other, piece(0, 4))).to.equal(undefined);
+      expectCoded(await write(other, piece(5, 2)), 'WSP_ERR_INVALID_FRAME', 1011);
+      const { writable: third } = await writer({ role: 'server' });
+      expectCoded(await write(third, piece(3, 2)), 'WSP_ERR_INVALID_FRAME', 1011);
     });
   });
 
