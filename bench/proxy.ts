@@ -5,7 +5,9 @@
  *   (c) WebSocketProxy, no aggregation, no onFrame,
  *   (d) WebSocketProxy with `aggregateFragments: true` and a pass-through `onFrame`,
  * for 64 B messages (1 and 32 in flight per connection) and 1 MiB messages (1 in flight), plus the
- * RSS per idle proxied connection with 5,000 idle connections through (c).
+ * RSS per idle proxied connection with 5,000 idle connections through (c). With `--soak`, only the
+ * soak instead (bench/proxy-soak.ts): 10,000 connections echoing 64 B every 3-5 s for a minute
+ * through (b) and (c), and the proxy's memory before, during, after, and once they closed.
  *
  * Run with `npm run bench:proxy` (add `-- --help` for options). Not part of `npm test`.
  *
@@ -36,6 +38,7 @@ import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
 import { intReader } from './args.js';
 import { closeClient, openClient, pool } from './clients.js';
 import { HOST, fmt, idleFit, listen, loadAverage, machine, median, medianRatio, percentile, sleep, waitFor } from './common.js';
+import { runSoak } from './proxy-soak.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared between the two processes.
@@ -240,6 +243,10 @@ interface Options {
   idle: number;
   rows: string;
   scenarios: string[];
+  soak: boolean;
+  soakConnections: number;
+  soakDurationMs: number;
+  soakRows: string;
 }
 
 const HELP = `Usage: node dist/bench/proxy.js [options]
@@ -249,7 +256,11 @@ const HELP = `Usage: node dist/bench/proxy.js [options]
   --connections N   client connections per run (default 50)
   --idle N          idle connections for the RSS figure, 0 to skip (default 5000)
   --rows LETTERS    rows to run, e.g. cd (default abcd)
-  --scenarios LIST  small1,small32,large (default all)`;
+  --scenarios LIST  small1,small32,large (default all)
+  --soak            run only the soak: connections echoing 64 B every 3-5 s, memory before/during/after
+  --soak-connections N  connections of the soak, lowered to the open-files limit (default 10000)
+  --soak-duration MS    length of the soak's exchange (default 60000)
+  --soak-rows LETTERS   rows of the soak, letters of bc (default bc)`;
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -261,6 +272,10 @@ function parseOptions(): Options {
       idle: { type: 'string', default: '5000' },
       rows: { type: 'string', default: 'abcd' },
       scenarios: { type: 'string', default: 'small1,small32,large' },
+      soak: { type: 'boolean', default: false },
+      'soak-connections': { type: 'string', default: '10000' },
+      'soak-duration': { type: 'string', default: '60000' },
+      'soak-rows': { type: 'string', default: 'bc' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -269,6 +284,11 @@ function parseOptions(): Options {
     process.exit(0);
   }
   const int = intReader(HELP);
+  const soakRows = values['soak-rows'] ?? '';
+  if (![...soakRows].every((r) => 'bc'.includes(r))) {
+    console.error(`--soak-rows takes letters of bc\n${HELP}`);
+    process.exit(1);
+  }
   return {
     rounds: int('rounds', values.rounds, 0),
     durationMs: int('duration', values.duration, 100),
@@ -277,6 +297,10 @@ function parseOptions(): Options {
     idle: int('idle', values.idle, 0),
     rows: values.rows ?? 'abcd',
     scenarios: (values.scenarios ?? '').split(',').filter((s) => s !== ''),
+    soak: values.soak ?? false,
+    soakConnections: int('soak-connections', values['soak-connections'], 1),
+    soakDurationMs: int('soak-duration', values['soak-duration'], 1000),
+    soakRows,
   };
 }
 
@@ -382,8 +406,21 @@ function getGc(): () => void {
   return vm.runInNewContext('gc') as () => void;
 }
 
+/** `--soak`: the soak alone, in processes of its own (see bench/proxy-soak.ts). */
+async function soakMain(options: Options): Promise<void> {
+  console.log(`${machine()}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}`);
+  console.log(`load average before: ${loadAverage()}`);
+  const lines = await runSoak({ connections: options.soakConnections, durationMs: options.soakDurationMs, rows: options.soakRows });
+  console.log(`load average after: ${loadAverage()}\n`);
+  console.log(lines.join('\n'));
+}
+
 async function main(): Promise<void> {
   const options = parseOptions();
+  if (options.soak) {
+    await soakMain(options);
+    return;
+  }
   checkFileLimit(options);
   const scenarios = options.scenarios.map((key) => {
     const scenario = SCENARIOS.find((s) => s.key === key);

@@ -111,6 +111,9 @@ serveRole(Object.fromEntries([...running].map(([row, r]) => [row, r.port])), asy
       gc();
       return process.memoryUsage();
     }
+    case 'memory-now':
+      // Unsettled, for a peak sampled while connections are busy: a forced GC would disturb them.
+      return process.memoryUsage();
     default:
       throw new Error(`unknown command ${command.cmd}`);
   }
