@@ -41,6 +41,12 @@ export { FrameParser, type FrameParserOptions, type Role } from './protocol/pars
 export { encodeFrame, MAX_CONTROL_PAYLOAD, MAX_CLOSE_REASON, MASK_IN_PLACE_MIN } from './protocol/encode.js';
 export { type GenerateMask, hasNativeMask } from './protocol/mask.js';
 export { Utf8Validator, isValidUtf8 } from './protocol/utf8.js';
+export {
+  type DeflateParameters,
+  type PerMessageDeflateOption,
+  type PerMessageDeflateSettings,
+  DEFLATE_DEFAULTS,
+} from './protocol/deflate.js';
 export * from './transforms/index.js';
 export {
   WebSocketProxy,

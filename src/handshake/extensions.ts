@@ -33,8 +33,14 @@ export interface DeflateOffer {
  */
 export function deflateOffer(settings: ResolvedDeflateSettings): DeflateOffer {
   const { PerMessageDeflate, extension } = wsDeflate();
-  const params = new PerMessageDeflate(clientOptions(settings)).offer();
-  return { header: extension.format({ [EXTENSION]: params }), settings };
+  const options = clientOptions(settings);
+  const params = new PerMessageDeflate(options).offer();
+  if (Object.keys(options).length === 0) return { header: extension.format({ [EXTENSION]: params }), settings };
+  // A server may refuse a constrained offer outright rather than decline it (ws answers 400 when
+  // our server_max_window_bits is below its own setting): a second, plain offer, the one browsers
+  // send, keeps such an upstream reachable, at the cost of its full window (see docs/architecture.md).
+  const plain = new PerMessageDeflate({}).offer();
+  return { header: extension.format({ [EXTENSION]: [params, plain] }), settings };
 }
 
 /** ws client options for our side of the upstream hop; `false` flags are left out (not "forbid"). */
@@ -86,23 +92,28 @@ export function acceptDeflateResponse(
   if (answers.length !== 1) return { error: `permessage-deflate answered ${answers.length} times` };
   const answered = answers[0]!;
   const clientWindowAnswered = answered['client_max_window_bits'] !== undefined;
-  let accepted: Record<string, number | true>;
-  try {
-    // RFC 7692 section 7.1: "A client MUST _Fail the WebSocket Connection_ if the peer server
-    // accepted an extension negotiation offer for this extension with an extension negotiation
-    // response" including an undefined or repeated parameter or an invalid value, or that
-    // represents a configuration the client does not support; ws's acceptAsClient checks these.
-    accepted = new PerMessageDeflate(clientOptions(offer.settings)).accept(copy(answers));
-  } catch (err) {
-    return { error: `unacceptable Sec-WebSocket-Extensions ${JSON.stringify(header)}: ${describe(err)}` };
+  let accepted: Record<string, number | true> | undefined;
+  let refusal = '';
+  // The answer accepts one of the offers, without saying which: the constrained one, or else the
+  // plain one (when it was made).
+  const offered = [clientOptions(offer.settings)];
+  if (Object.keys(offered[0]!).length > 0) offered.push({});
+  for (const options of offered) {
+    try {
+      // RFC 7692 section 7.1: "A client MUST _Fail the WebSocket Connection_ if the peer server
+      // accepted an extension negotiation offer for this extension with an extension negotiation
+      // response" including an undefined or repeated parameter or an invalid value, or that
+      // represents a configuration the client does not support; ws's acceptAsClient checks these.
+      // A server_max_window_bits above our constrained offer's (RFC 7692 section 7.1.2.1: "the same
+      // or smaller value as the offer") answers the plain offer, which allows any: nothing to refuse.
+      accepted = new PerMessageDeflate(options).accept(copy(answers));
+      break;
+    } catch (err) {
+      refusal ||= describe(err);
+    }
   }
-  const serverWindow = accepted['server_max_window_bits'];
-  // RFC 7692 section 7.1.2.1: the server accepts server_max_window_bits "by including the
-  // "server_max_window_bits" extension parameter in the extension negotiation response ... with the
-  // same or smaller value as the offer".
-  if (typeof serverWindow === 'number' && offer.settings.serverMaxWindowBits < 15
-    && serverWindow > offer.settings.serverMaxWindowBits) {
-    return { error: `server_max_window_bits=${serverWindow} exceeds the ${offer.settings.serverMaxWindowBits} offered` };
+  if (accepted === undefined) {
+    return { error: `unacceptable Sec-WebSocket-Extensions ${JSON.stringify(header)}: ${refusal}` };
   }
   const parameters = parametersFromWs(accepted);
   // ws fills in our own client window when the answer has none; the hop's parameter is what the

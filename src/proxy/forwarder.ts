@@ -11,6 +11,7 @@ import { type Frame, closeFrame } from '../frame.js';
 import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encode.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
+import type { DeflateHop } from './deflate-hop.js';
 import { type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
 type Callback = (error?: Error | null) => void;
@@ -38,6 +39,11 @@ export interface OutboxOptions {
   checkText: boolean;
   /** Most bytes of injected frames queued and not yet handed to the socket. */
   maxQueuedBytes: number;
+  /**
+   * Whether forwarded data frames may carry RSV1: permessage-deflate was negotiated with this side.
+   * @defaultValue false
+   */
+  allowRsv1?: boolean;
 }
 
 const kOutbox = Symbol('outbox');
@@ -65,6 +71,9 @@ export class Outbox {
   private pendingClose: Frame | undefined;
   /** Whether the open (or last) message forwarded is text. */
   private textMessage = false;
+  /** Whether the open (or last) message forwarded is compressed (RSV1 on its first frame). */
+  private compressedMessage = false;
+  private readonly allowRsv1: boolean;
   private isDisposed = false;
   private readonly held: Frame[] = [];
   private waiting: Callback | undefined;
@@ -93,6 +102,7 @@ export class Outbox {
   ) {
     this.utf8 = options.checkText ? new Utf8Validator() : undefined;
     this.maxQueuedBytes = options.maxQueuedBytes;
+    this.allowRsv1 = options.allowRsv1 ?? false;
     (writable as unknown as Tagged)[kOutbox] = this;
     writable.on('drain', writableOnDrain);
     writable.on('close', writableOnClose);
@@ -274,12 +284,26 @@ export class Outbox {
 
   /** Checks what the writable would reject, so that a bad frame fails the direction, not the side. */
   private check(frame: Frame): void {
-    // The writable's own rules, applied first (no extension is negotiated: RSV1 never allowed).
-    checkSendable(frame, this.midMessage, false);
+    // The writable's own rules, applied first (RSV1 only where permessage-deflate was negotiated).
+    checkSendable(frame, this.midMessage, this.allowRsv1);
     if (!isData(frame)) {
       wirePayload(frame);
       return;
     }
+    if (frame.type !== 'continuation') this.compressedMessage = frame.rsv1;
+    // Compressed text cannot be checked here: the proxy checked it before compressing it
+    // (checkPlainText), or it passes through from a peer the receiver validates after inflating.
+    if (!this.compressedMessage) this.checkPlainText(frame);
+  }
+
+  /**
+   * The UTF-8 check of {@link Outbox.forward} for user code's text, applied to a frame before the
+   * proxy compresses it (the compressed frame is then not checked again).
+   *
+   * @param frame - an uncompressed data frame about to be compressed for this side
+   * @throws WebSocketProxyError `WSP_ERR_INVALID_FRAME` for text that is not UTF-8
+   */
+  checkPlainText(frame: Frame): void {
     const utf8 = this.utf8;
     if (utf8 === undefined) return;
     if (frame.type !== 'continuation') this.textMessage = frame.type === 'text';
@@ -418,6 +442,12 @@ export interface ForwarderContext {
    * @defaultValue false
    */
   readonly ownsPayloads?: boolean;
+  /**
+   * The destination's permessage-deflate hop when the proxy compresses what it forwards there
+   * (after `onFrame`): messages whose first frame has at least `threshold` bytes are compressed.
+   * @defaultValue undefined (frames go as they are)
+   */
+  readonly deflate?: DeflateHop;
   /** Calls the user's `onFrame`, or is undefined when there is none. */
   readonly onFrame: ((frame: Frame) => OnFrameResult | Promise<OnFrameResult>) | undefined;
   /** Every frame reaching the stage, before `onFrame`. */
@@ -441,6 +471,8 @@ export class Forwarder extends Writable {
   /** Whether a frame is between its arrival and its hand-over to the outbox. */
   busy = false;
   private deferred: (() => void)[] = [];
+  /** Whether the open message is being compressed (see {@link ForwarderContext.deflate}). */
+  private compressing = false;
 
   /** @param context - the proxy's side of the contract */
   constructor(private readonly context: ForwarderContext) {
@@ -536,6 +568,42 @@ export class Forwarder extends Writable {
       this.settle(callback);
       return;
     }
+    const hop = this.context.deflate;
+    if (hop !== undefined && isData(frame)) {
+      this.compress(hop, frame, callback);
+      return;
+    }
+    this.handOver(frame, callback);
+  }
+
+  /**
+   * Compresses a data frame for the destination, keeping `busy` (and so `afterCurrent` actions)
+   * until it is handed over. "An endpoint MUST NOT set the "Per-Message Compressed" bit of control
+   * frames and non-first fragments of a data message" (RFC 7692 section 6.1): RSV1 goes on the first
+   * frame only, and whether a message is compressed is decided there.
+   */
+  private compress(hop: DeflateHop, frame: Frame, callback: Callback): void {
+    const first = frame.type !== 'continuation';
+    if (first) this.compressing = frame.payload.length >= hop.threshold;
+    if (!this.compressing) {
+      this.handOver(frame, callback);
+      return;
+    }
+    try {
+      this.context.to.checkPlainText(frame);
+    } catch (err) {
+      this.settle(callback, err as Error);
+      return;
+    }
+    if (frame.fin) this.compressing = false;
+    hop.deflater().deflate(frame.payload, frame.fin).then(
+      // The compressed payload is the proxy's own: the writer may mask it in place.
+      (payload) => this.handOver(transferPayload({ type: frame.type, fin: frame.fin, payload, rsv1: first }), callback),
+      (err: Error) => this.settle(callback, err),
+    );
+  }
+
+  private handOver(frame: Frame, callback: Callback): void {
     // Only a large data payload, or a piece of a frame, is worth handing over (see MASK_IN_PLACE_MIN).
     if (this.context.ownsPayloads === true && (frame.partial !== undefined || frame.payload.length >= MASK_IN_PLACE_MIN)
       && this.context.onFrame === undefined && isData(frame)) {

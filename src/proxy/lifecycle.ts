@@ -9,10 +9,13 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'readable-stream';
 import { type ErrorCode, HandshakeError, WebSocketProxyError, isWebSocketProxyError } from '../errors.js';
 import { type Frame, closeFrame } from '../frame.js';
+import type { DeflateParameters } from '../protocol/deflate.js';
 import { wirePayload } from '../protocol/encode.js';
 import { AggregateTransform, aggregate } from '../transforms/aggregate.js';
 import { FrameStage, type Stage, type StageContext, setStageContext, toError } from '../transforms/stage.js';
+import { DeflateHop, directionCompression } from './deflate-hop.js';
 import { Forwarder } from './forwarder.js';
+import { InflateStage } from './inflate-stage.js';
 import { describeFrame } from './log.js';
 import type { ProxyRole, ResolvedProxyOptions } from './options.js';
 import { type CloseInfo, Side, type SideOwner, type SideSummary, emptySummary } from './side.js';
@@ -186,10 +189,11 @@ export class Lifecycle implements SideOwner {
    * @param role - which side
    * @param socket - its socket
    * @param head - bytes read past the handshake
+   * @param deflate - the permessage-deflate parameters the hop negotiated, if any
    * @returns the side
    * @throws HandshakeError `WSP_ERR_DESTROYED` after `destroy()` (the socket is destroyed)
    */
-  attach(role: ProxyRole, socket: Duplex, head: Buffer): Side {
+  attach(role: ProxyRole, socket: Duplex, head: Buffer, deflate?: DeflateParameters): Side {
     if (this.wasDestroyed) {
       // A handshake that completed after destroy(): the socket goes at once.
       socket.destroy();
@@ -211,10 +215,22 @@ export class Lifecycle implements SideOwner {
       maxSendQueueSize: options.maxSendQueueSize,
       pingInterval: options.pingInterval[role],
       pongTimeout: options.pongTimeout[role],
+      // The inflated message is held to the side's frame limit (whole messages: a bomb's measure).
+      deflate: deflate === undefined || options.perMessageDeflate === false
+        ? undefined
+        : new DeflateHop(role, deflate, options.perMessageDeflate, maxFrameSize),
     }, this);
     if (isClient) this.client = side;
     else this.upstream = side;
     return side;
+  }
+
+  /**
+   * Whether a direction can relay compressed frames untouched as far as user code goes: no
+   * `onFrame`, and no stage on at least one direction.
+   */
+  get passThroughPossible(): boolean {
+    return this.options.onFrame === undefined && (this.stages.client.length === 0 || this.stages.upstream.length === 0);
   }
 
   /** A side, once attached. */
@@ -384,6 +400,12 @@ export class Lifecycle implements SideOwner {
   }
 
   /** @internal */
+  onViolation(_side: Side): void {
+    // Its deadline (violationAt + lingeringTimeout) goes on the one timer.
+    this.armTimer();
+  }
+
+  /** @internal */
   onPingWritten(): void {
     if (this.phase === 'open') this.armTimer();
   }
@@ -414,12 +436,15 @@ export class Lifecycle implements SideOwner {
     const options = this.options;
     const onFrame = options.onFrame;
     const proxy = this.proxy;
+    const userCode = onFrame !== undefined || this.stages[from.role].length > 0;
+    const compression = directionCompression(from.deflate, to.deflate, userCode);
     const forwarder = new Forwarder({
       from: from.role,
       to: to.outbox,
       // No user code sees this direction's frames (aggregate() is the proxy's own and keeps none):
       // their payloads are the proxy's, so the receiving writer may mask them in place (client role).
-      ownsPayloads: onFrame === undefined && this.stages[from.role].length === 0,
+      ownsPayloads: !userCode,
+      deflate: compression.deflate,
       // A piece of a frame (cut-through) counts as a frame once, at its first piece.
       onInput: (frame) => {
         if (frame.partial === undefined || frame.partial.offset === 0) this.onInput(from, frame);
@@ -433,12 +458,15 @@ export class Lifecycle implements SideOwner {
       onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
     });
     to.forwarder = forwarder;
-    if (!options.aggregateFragments && onFrame === undefined && this.stages[from.role].length === 0) {
+    if (!options.aggregateFragments && !userCode && compression.inflate === undefined && compression.deflate === undefined) {
       // Nothing on this direction needs whole frames: large ones are relayed as they arrive
-      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md).
+      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md). Compressed
+      // frames passing through qualify; zlib takes whole frames.
       from.readable.enablePartialFrames();
     }
     const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];
+    const inflate = compression.inflate === undefined ? undefined : new InflateStage(compression.inflate, options.validateUtf8);
+    if (inflate !== undefined) stages.push(inflate as unknown as NodeJS.ReadWriteStream);
     if (options.aggregateFragments) {
       // The parser already enforces the message limits, before buffering; aggregate() only assembles.
       stages.push(aggregate({ maxMessageSize: Infinity, maxFragments: Infinity }) as unknown as NodeJS.ReadWriteStream);
@@ -453,7 +481,7 @@ export class Lifecycle implements SideOwner {
     // Emitted before pipeline() passes the error on to the reader: see Side.stageError.
     for (let i = 1; i < stages.length; i++) {
       (stages[i] as unknown as TaggedStage)[kStageSide] = from;
-      stages[i]!.on('error', stageOnError);
+      stages[i]!.on('error', stages[i] === (inflate as unknown) ? inflateOnError : stageOnError);
     }
     pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
   }
@@ -498,6 +526,14 @@ export class Lifecycle implements SideOwner {
 
   private onDirectionEnd(from: Side, to: Side, err: Error | undefined): void {
     if (this.phase === 'ending' || this.phase === 'done') return;
+    // A violation ends the reader's output after the frames parsed before it: it is handled now that
+    // they all went on down the direction (see readableOnViolation in side.ts).
+    err ??= from.readable.violation;
+    if (err !== undefined && err === from.readable.violation) {
+      // Handled once: when the direction ended, or at its deadline if the frames before it stalled.
+      if (from.violationHandled) return;
+      from.violationHandled = true;
+    }
     if (err === undefined) {
       if (from.readable.closeReceived) this.passOnClose(from, to);
       else if (from.readable.readableEnded || from.socketClosed) this.lost(from, 'connection closed without a close frame');
@@ -735,6 +771,9 @@ export class Lifecycle implements SideOwner {
         next = Math.min(next, side.lastFrameAt + options.lingeringTimeout);
       }
       if (side.owedClose !== undefined) next = Math.min(next, side.owedSince + options.lingeringTimeout);
+      if (side.readable.violation !== undefined && !side.violationHandled && (this.phase === 'open' || this.phase === 'closing')) {
+        next = Math.min(next, side.violationAt + options.lingeringTimeout);
+      }
       if ((this.phase === 'open' || this.phase === 'closing') && options.recvTimeout !== undefined) {
         next = Math.min(next, side.recvMark + options.recvTimeout);
       }
@@ -780,6 +819,13 @@ export class Lifecycle implements SideOwner {
     const now = Date.now();
     const options = this.options;
     this.clampTimestamps(now);
+    for (const side of [this.client, this.upstream]) {
+      if (side !== undefined && (this.phase === 'open' || this.phase === 'closing') && side.readable.violation !== undefined && !side.violationHandled && now >= side.violationAt + options.lingeringTimeout) {
+        // The frames parsed before a violation did not get down their direction in time (a stage or
+        // a peer holds them): the violator is failed now, without them.
+        this.onDirectionEnd(side, this.peerOf(side), side.readable.violation);
+      }
+    }
     for (const side of [this.client, this.upstream]) {
       if (side !== undefined && side.endedAt > 0 && !side.socketClosed && now >= side.endedAt + options.lingeringTimeout) {
         // A peer that does not close its end in time is cut off.
@@ -849,6 +895,7 @@ export class Lifecycle implements SideOwner {
       if (side.recvMark > now) side.recvMark = now;
       if (side.endedAt > now) side.endedAt = now;
       if (side.owedSince > now) side.owedSince = now;
+      if (side.violationAt > now) side.violationAt = now;
       side.keepalive?.clamp(now);
     }
   }
@@ -870,6 +917,16 @@ function sendErrorClose(side: Side, cause: WebSocketProxyError): void {
 
 function timerFired(lifecycle: Lifecycle): void {
   lifecycle.onTimer();
+}
+
+/**
+ * The inflate stage's failures are the source's own (a bomb, a broken DEFLATE stream, text that is
+ * not UTF-8 once inflated): they end the connection as the reader's would (limit or protocol).
+ */
+function inflateOnError(this: TaggedStage, err: Error): void {
+  const side = this[kStageSide];
+  side.stageError ??= err;
+  side.readError ??= err;
 }
 
 function stageOnError(this: TaggedStage, err: Error): void {

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import type { Frame, FrameType } from '../frame.js';
+import { type PerMessageDeflateSettings, type ResolvedDeflateSettings, resolvePerMessageDeflate } from '../protocol/deflate.js';
 import type { Stage, StageContext } from '../transforms/stage.js';
 
 /** Which side of a proxied connection: the downstream `'client'` or the `'upstream'` server. */
@@ -177,6 +178,21 @@ export interface ProxyOptions<P = unknown> {
    */
   validateUtf8?: boolean;
   /**
+   * permessage-deflate (RFC 7692) on both hops. With `true` or settings, `connect()` offers it to the
+   * upstream when the client offered it, then answers the client with the upstream's parameters
+   * where the client's offer allows; `connectUpstream()` offers it and `connectClient()` answers
+   * offers on their own. A direction whose two hops both compress, with compatible parameters and
+   * no `onFrame` or stage on it, relays compressed frames untouched (no zlib work; `aggregateFragments`
+   * does not prevent it, and the size limits then count compressed bytes). Otherwise the proxy
+   * inflates what a compressing side sends (stages and `onFrame` always see plain payloads; the
+   * inflated message is held to the side's `*MaxFrameSize`, 1009 past it) and compresses what goes
+   * to a compressing side (messages from `threshold` bytes). Frames the proxy makes itself (`send()`,
+   * pings, closes) go uncompressed. `false` offers and answers nothing, and an upstream that
+   * answers permessage-deflate anyway is refused.
+   * @defaultValue true
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateSettings;
+  /**
    * Log one debug line per frame (direction, type, size, fin, code, the first payload bytes) and the
    * handshake and close events.
    * @defaultValue false
@@ -216,6 +232,8 @@ export interface ResolvedProxyOptions<P> {
   lingeringTime: number;
   lingeringTimeout: number;
   validateUtf8: boolean;
+  /** The permessage-deflate settings, or false for none. */
+  perMessageDeflate: ResolvedDeflateSettings | false;
   debug: boolean;
   logger: Logger;
 }
@@ -375,6 +393,7 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
     lingeringTime,
     lingeringTimeout,
     validateUtf8: options.validateUtf8 === undefined ? true : Boolean(options.validateUtf8),
+    perMessageDeflate: resolvePerMessageDeflate(options.perMessageDeflate),
     debug: Boolean(options.debug),
     logger: input.logger ?? defaultLogger,
   };

@@ -9,6 +9,7 @@ import { isWebSocketProxyError, type WebSocketProxyError } from '../errors.js';
 import type { Frame } from '../frame.js';
 import { FrameReadable } from '../streams/frame-readable.js';
 import { FrameWritable } from '../streams/frame-writable.js';
+import type { DeflateHop } from './deflate-hop.js';
 import { type Forwarder, Outbox, type OutboxHooks } from './forwarder.js';
 import { Keepalive } from './keepalive.js';
 import type { ProxyRole } from './options.js';
@@ -63,6 +64,8 @@ export interface SideOwner {
   onSendFailure(side: Side, error: Error): void;
   /** The proxy's keepalive ping reached the side's socket: its answer is awaited from now on. */
   onPingWritten(side: Side): void;
+  /** The side's reader parsed a violation: the frames before it still go on down the direction. */
+  onViolation(side: Side): void;
 }
 
 /** Settings of a side, from the proxy's options. */
@@ -80,6 +83,8 @@ export interface SideSettings {
   pingInterval: number | undefined;
   /** Keepalive: ms the pinged side may stay silent before it is treated as gone. */
   pongTimeout: number | undefined;
+  /** The side's permessage-deflate hop, when it negotiated one: RSV1 is then allowed both ways. */
+  deflate: DeflateHop | undefined;
 }
 
 /**
@@ -110,7 +115,10 @@ export class Side implements OutboxHooks {
   readonly summary: SideSummary = emptySummary();
   /** The forwarder writing to this side, once the directions run. */
   forwarder: Forwarder | undefined;
-  /** The error the side's reader failed with on its own. */
+  /**
+   * The error the side's reader failed with on its own, or the violation it ended its output on
+   * (see readableOnViolation).
+   */
   readError: Error | undefined;
   /**
    * The error a later stage of this side's direction failed with first; pipeline() then destroys the
@@ -142,8 +150,17 @@ export class Side implements OutboxHooks {
   owedClose: WebSocketProxyError | undefined;
   /** When {@link Side.owedClose} was set (ms since the epoch): `lingeringTimeout` counts from here. */
   owedSince = 0;
+  /**
+   * When the reader parsed a violation (ms since the epoch; see `readable.violation`): the frames
+   * before it get `lingeringTimeout` to go on down the direction before the side is failed anyway.
+   */
+  violationAt = 0;
+  /** Whether the lifecycle handled that violation (when the direction ended, or at its deadline). */
+  violationHandled = false;
   /** Bytes discarded from this side after its writer ended, once it was no longer read. */
   discarded = 0;
+  /** The side's permessage-deflate hop, when it negotiated one. */
+  readonly deflate: DeflateHop | undefined;
 
   /**
    * @param role - which side
@@ -160,6 +177,8 @@ export class Side implements OutboxHooks {
     readonly owner: SideOwner,
   ) {
     const wireRole = role === 'client' ? 'server' : 'client';
+    const allowRsv1 = settings.deflate !== undefined;
+    this.deflate = settings.deflate;
     this.readable = new FrameReadable(socket, {
       role: wireRole,
       head,
@@ -167,12 +186,16 @@ export class Side implements OutboxHooks {
       maxMessageSize: settings.maxMessageSize,
       maxFragments: settings.maxFragments,
       validateUtf8: settings.validateUtf8,
+      allowRsv1,
+      // The frames parsed before a violation still go on down the direction (see readableOnViolation).
+      endOnViolation: true,
       ...(settings.pingInterval === undefined ? {} : { consumePong: readableOnPong }),
     });
-    this.writable = new FrameWritable(socket, { role: wireRole, closeTimeout: settings.closeTimeout });
+    this.writable = new FrameWritable(socket, { role: wireRole, closeTimeout: settings.closeTimeout, allowRsv1 });
     this.outbox = new Outbox(role, this.writable, settings.sendTimeout, this, {
       checkText: settings.userCode && settings.validateUtf8,
       maxQueuedBytes: settings.maxSendQueueSize,
+      allowRsv1,
     });
     if (settings.pingInterval !== undefined) {
       this.keepalive = new Keepalive(settings.pingInterval, settings.pongTimeout ?? settings.pingInterval, this.readable);
@@ -182,6 +205,7 @@ export class Side implements OutboxHooks {
     (socket as unknown as Tagged)[kSide] = this;
     this.readable.on('error', readableOnError);
     this.readable.on('closeFrame', readableOnCloseFrame);
+    this.readable.on('violation', readableOnViolation);
     this.writable.on('error', writableOnError);
     socket.once('close', socketOnClose);
   }
@@ -237,7 +261,8 @@ export class Side implements OutboxHooks {
   stopReading(): void {
     if (this.readStopped) return;
     this.readStopped = true;
-    if (!this.readable.destroyed) this.readable.destroy();
+    // A reader stopped by a violation parses nothing more already; what it parsed before still goes on.
+    if (!this.readable.destroyed && this.readable.violation === undefined) this.readable.destroy();
     this.socket.pause();
   }
 
@@ -247,6 +272,7 @@ export class Side implements OutboxHooks {
     this.readable.destroy();
     this.forwarder?.destroy();
     if (!this.writable.destroyed) this.writable.destroy();
+    this.deflate?.close();
   }
 }
 
@@ -259,6 +285,20 @@ function readableOnError(this: Tagged, err: Error): void {
     // and its socket stops here, before the reader's own discarding of later bytes gets going.
     if (isWebSocketProxyError(err) && err.closeCode !== 1006) side.stopReading();
   }
+}
+
+/**
+ * The reader parsed a violation or a limit (or a frame cut by the end of input): it parses nothing
+ * more and ends its output after the frames before it (`endOnViolation`), which still go on down the
+ * direction, as the side's peer would have processed them without a proxy. The side is no longer
+ * read from now; the lifecycle fails it once its direction has ended (`onDirectionEnd`).
+ */
+function readableOnViolation(this: Tagged, err: WebSocketProxyError): void {
+  const side = this[kSide];
+  side.readError ??= err;
+  if (err.closeCode !== 1006) side.stopReading();
+  side.violationAt = Date.now();
+  side.owner.onViolation(side);
 }
 
 function readableOnCloseFrame(this: Tagged, frame: Frame): void {

@@ -185,7 +185,7 @@ const PROXY_KEYS: Readonly<Record<keyof ProxyOptions, true>> = {
   aggregateFragments: true, onFrame: true, transforms: true, maxSendQueueSize: true, clientMaxFrameSize: true,
   upstreamMaxFrameSize: true, clientMaxFragments: true, upstreamMaxFragments: true, recvTimeout: true, idleTimeout: true,
   sendTimeout: true, pingInterval: true, pongTimeout: true, connectTimeout: true, lingeringTime: true,
-  lingeringTimeout: true, validateUtf8: true, debug: true, logger: true,
+  lingeringTimeout: true, validateUtf8: true, perMessageDeflate: true, debug: true, logger: true,
 };
 
 const SERVER_KEYS = new Set([

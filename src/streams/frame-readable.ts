@@ -103,6 +103,18 @@ export interface FrameReadableOptions {
    * @defaultValue undefined (every pong is pushed)
    */
   consumePong?: (this: FrameReadable, frame: Frame) => boolean;
+  /**
+   * Whether a protocol violation, an exceeded limit or a frame cut by the end of input ends the
+   * stream normally, after the frames parsed before it, instead of failing it. The error is then
+   * announced by the `'violation'` event and kept in {@link FrameReadable.violation}, and the socket
+   * is left paused (its owner decides what to do with what the peer still sends). For a consumer
+   * that handles the failure itself and must not lose what its own pipeline still holds: in a
+   * `pipeline()`, a failed source destroys every later stage, with whatever frames they still hold;
+   * an ended one lets them finish. A proxy relays the peer's last valid frames this way before it
+   * fails the peer, as an endpoint without a proxy would have processed them.
+   * @defaultValue false (the stream fails with the error, after the frames queued before it)
+   */
+  endOnViolation?: boolean;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -121,10 +133,18 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * - Payloads come out unmasked. A frame that arrived within one socket chunk is a view of that chunk;
  *   one that spanned chunks is copied once; with `partialFrames`, a large one that has not fully
  *   arrived comes out in pieces, views of the chunks as they arrive (see `PartialPayload`).
- * - A protocol violation or exceeded limit destroys the stream with a {@link WebSocketProxyError}
- *   carrying `code` and `closeCode`; nothing is parsed after it, and later bytes are discarded.
+ * - A protocol violation or exceeded limit fails the stream with a {@link WebSocketProxyError}
+ *   carrying `code` and `closeCode`, in order: every frame parsed before the violation is still
+ *   given out first (those already queued when it was parsed: at most `highWaterMark` frames or
+ *   `highWaterMarkBytes` bytes plus one frame), then the stream is destroyed with the error
+ *   (`'error'`, then `'close'`). A consumer that stops reading before the queue is empty never gets
+ *   the error: the `'violation'` event announces it at once, whatever the consumer does. Nothing is
+ *   parsed after it, and later bytes are discarded. With `endOnViolation` the stream ends instead of
+ *   failing (see {@link FrameReadableOptions.endOnViolation}).
  * - A close frame is also announced at once by a `'closeFrame'` event (with the frame), even while the
  *   consumer is behind or never reads it (a proxy learns of the peer's close whatever its stages do).
+ *   So is a violation, by a `'violation'` event (with the error), before the frames queued ahead of
+ *   it are given out.
  * - After a close frame the stream ends; later bytes are read and discarded, so the peer's TCP close
  *   can still be seen.
  * - When the consumer falls behind (`highWaterMark` frames or `highWaterMarkBytes` bytes queued), the
@@ -161,6 +181,9 @@ export class FrameReadable extends Readable {
   private received = 0;
   /** Times the reader stopped reading the socket because its consumer was behind. */
   private stallCount = 0;
+  private readonly endOnViolation: boolean;
+  /** The violation that stopped the parsing, once one did. */
+  private violationError: WebSocketProxyError | undefined;
 
   private readonly onData = (chunk: Buffer): void => {
     this.received += chunk.length;
@@ -200,6 +223,10 @@ export class FrameReadable extends Readable {
     if (options.consumePong !== undefined && typeof options.consumePong !== 'function') {
       throw new TypeError('options.consumePong must be a function');
     }
+    if (options.endOnViolation !== undefined && typeof options.endOnViolation !== 'boolean') {
+      throw new TypeError('options.endOnViolation must be a boolean');
+    }
+    this.endOnViolation = options.endOnViolation ?? false;
     this.socket = socket;
     this.consumePong = options.consumePong;
     this.highWaterMarkBytes = positiveInteger(
@@ -266,6 +293,14 @@ export class FrameReadable extends Readable {
     this.parser.setPartialFrom(PARTIAL_FRAME_MIN);
   }
 
+  /**
+   * The protocol violation, exceeded limit or truncated frame that stopped the parsing, once one did
+   * (the error the stream fails with, or, with `endOnViolation`, the reason it ended).
+   */
+  get violation(): WebSocketProxyError | undefined {
+    return this.violationError;
+  }
+
   /** Whether a fragmented message from the peer is open (its final fragment has not arrived). */
   get midMessage(): boolean {
     return this.parser.midMessage;
@@ -296,6 +331,9 @@ export class FrameReadable extends Readable {
         this.owed = false;
         process.nextTick(resumeReading, this);
       }
+      // The last frame parsed before a violation has been given out (its 'data' already emitted):
+      // now the stream fails.
+      if (this.violationError !== undefined && !this.endOnViolation && this.readableLength === 0) this.failNow();
     }
     return frame;
   }
@@ -366,13 +404,32 @@ export class FrameReadable extends Readable {
   }
 
   /**
-   * Nothing is parsed after a violation; like after a close frame, later bytes are read and
-   * discarded, so the peer's TCP close is still seen even if the socket was paused for backpressure.
+   * Nothing is parsed after a violation, but the frames parsed before it still go out first, in
+   * order, as an endpoint processes what came before the violation: the stream fails (or, with
+   * `endOnViolation`, ends) once its queue is empty. What it holds is bounded by the high-water
+   * marks, and nothing more is read into it.
    */
   private fail(err: WebSocketProxyError): void {
     this.done = true;
-    this.destroy(err);
-    this.discardRest();
+    this.violationError = err;
+    this.detach();
+    // Told at once, however far behind the consumer is (like 'closeFrame').
+    this.emit('violation', err);
+    if (this.endOnViolation) {
+      // The socket's owner decides what happens to later bytes; until then the peer is not read.
+      this.socket.pause();
+      this.push(null);
+    } else {
+      // Like after a close frame, later bytes are read and discarded, so that the peer's TCP close
+      // is still seen even if the socket was paused for backpressure.
+      this.discardRest();
+      if (this.readableLength === 0) this.failNow();
+    }
+  }
+
+  /** Fails the stream with its violation, once no frame parsed before it is left in the queue. */
+  private failNow(): void {
+    if (!this.destroyed) this.destroy(this.violationError);
   }
 
   /** Reads what the peer still sends into the void (`detach()` already left an error listener). */

@@ -527,18 +527,25 @@ describe('handshake/upstream: connectUpstream with perMessageDeflate', () => {
     };
   }
 
+  /** The plain offer that follows a constrained one. */
+  const PLAIN = ', permessage-deflate; client_max_window_bits';
   const cases: Array<[string, boolean | PerMessageDeflateSettings, boolean | PerMessageDeflateOptions, string | undefined, DeflateParameters | undefined]> = [
-    ['the defaults, against a ws server with its defaults', true, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
+    ['the defaults, against a ws server with its defaults', true, {}, 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'+PLAIN,
       { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 12, clientMaxWindowBits: 12 }],
     ['the defaults, against a ws server that requires no context takeover and a 10-bit window',
       true, { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10 },
-      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
+      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'+PLAIN,
       { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12 }],
     ['full windows and no context takeover asked', { serverMaxWindowBits: 15, clientMaxWindowBits: 15, serverNoContextTakeover: true },
-      {}, 'permessage-deflate; server_no_context_takeover; client_max_window_bits',
+      {}, 'permessage-deflate; server_no_context_takeover; client_max_window_bits'+PLAIN,
       { serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }],
     ['the defaults, against a ws server without compression', true, false,
-      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12', undefined],
+      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'+PLAIN, undefined],
+    // ws as a server refuses (400) our constrained offer when its own window setting is larger: it
+    // takes the plain offer that follows.
+    ['the defaults, against a ws server with fixed 15-bit windows', true, { serverMaxWindowBits: 15, clientMaxWindowBits: 15 },
+      'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12'+PLAIN,
+      { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }],
     ['false, against a ws server with compression', false, {}, undefined, undefined],
   ];
   for (const [what, option, serverOption, offered, negotiated] of cases) {
@@ -573,8 +580,6 @@ describe('handshake/upstream: connectUpstream with perMessageDeflate', () => {
     ['permessage-deflate;;', 'invalid Sec-WebSocket-Extensions'],
     ['x-webkit-deflate-frame', 'extension "x-webkit-deflate-frame" not offered'],
     ['permessage-deflate, permessage-deflate', 'permessage-deflate answered 2 times'],
-    ['permessage-deflate; server_max_window_bits=13', 'server_max_window_bits=13 exceeds the 12 offered'],
-    ['permessage-deflate; client_max_window_bits=14', 'Unexpected or invalid parameter "client_max_window_bits"'],
     ['permessage-deflate; mystery', 'Unknown parameter "mystery"'],
   ];
   for (const [header, detail] of invalid) {

@@ -3,6 +3,7 @@ import { PassThrough, Transform } from 'readable-stream';
 import { WebSocketProxy } from '../../src/index.js';
 import { PROXY_DEFAULTS, type ProxyOptions, applyOnFrameResult, resolveOptions } from '../../src/proxy/options.js';
 import { textFrame, closeFrame } from '../../src/frame.js';
+import { resolvePerMessageDeflate } from '../../src/protocol/deflate.js';
 import { recordingLogger } from '../helpers/proxy-peers.js';
 
 /** Constructs a proxy with options of any shape (what a JavaScript caller may pass). */
@@ -103,6 +104,14 @@ describe('proxy options', () => {
       });
     }
 
+    it('validates perMessageDeflate', () => {
+      throwsType({ perMessageDeflate: 'yes' as unknown as boolean }, 'options.perMessageDeflate must be a boolean or an object');
+      throwsType({ perMessageDeflate: { memLevel: 0 } }, 'options.perMessageDeflate.memLevel must be an integer from 1 to 9');
+      throwsType({ perMessageDeflate: { windowBits: 9 } as never }, 'options.perMessageDeflate.windowBits is not a permessage-deflate setting');
+      expect(resolveOptions({ perMessageDeflate: false }, recordingLogger()).perMessageDeflate).to.equal(false);
+      expect(resolveOptions({ perMessageDeflate: { threshold: 0 } }, recordingLogger()).perMessageDeflate).to.include({ threshold: 0, serverMaxWindowBits: 12 });
+    });
+
     it('validates transforms', () => {
       throwsType({ transforms: 'x' }, 'options.transforms must be an object');
       throwsType({ transforms: null }, 'options.transforms must be an object');
@@ -152,6 +161,7 @@ describe('proxy options', () => {
         lingeringTime: 30000,
         lingeringTimeout: 5000,
         validateUtf8: true,
+        perMessageDeflate: resolvePerMessageDeflate(true),
         debug: false,
         logger,
       });

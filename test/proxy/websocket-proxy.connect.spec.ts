@@ -31,7 +31,9 @@ describe('WebSocketProxy connect()', () => {
   afterEach(releaseAll);
 
   it('forwards the client\'s end-to-end headers and offered protocols upstream, minus hop-by-hop ones, plus X-Forwarded-*', async () => {
-    const rig = await wsRig(echo, undefined, { handleProtocols: (protocols) => (protocols.has('p2') ? 'p2' : false) });
+    // Without permessage-deflate: the client's extension offer must not reach the upstream, and
+    // the proxy makes none of its own (with it, the proxy's own offer is checked in the deflate spec).
+    const rig = await wsRig(echo, { perMessageDeflate: false }, { handleProtocols: (protocols) => (protocols.has('p2') ? 'p2' : false) });
     const client = await rig.client(['p1', 'p2'], {
       origin: 'https://app.example',
       headers: {

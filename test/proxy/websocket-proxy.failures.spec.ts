@@ -235,6 +235,31 @@ describe('WebSocketProxy failures: the peer\'s frames reach the offender before 
       expect(timers.countTimers()).to.equal(0);
     });
 
+    it('frames before a violation that never get down their direction (a stage holds them): the violator is failed lingeringTimeout after the violation all the same', async () => {
+      // A client stage that takes its first frame and never lets go of it.
+      const hold = (): Transform => new Transform({ objectMode: true, transform() { /* never calls back */ } });
+      const rig = await rawRig(() => ({ lingeringTimeout: 1000, lingeringTime: 30_000, transforms: { client: [hold()] } }));
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      const timers = fakeTimers();
+      client.sendRaw(Buffer.concat([fromClient(textFrame('held'), textFrame('queued')), RESERVED_OPCODE]));
+      await until(() => outcome.proxy.client!.readable.violation !== undefined);
+      await timers.tickAsync(999);
+      await turns();
+      expect(upstream.frames).to.deep.equal([]);
+      await timers.tickAsync(1);
+      // Relay first: the upstream is sent 1001, and once it replies the client gets its 1002.
+      expect(text(await upstream.waitClose())).to.deep.include({ type: 'close', code: 1001 });
+      upstream.send(closeFrame(1001, ''));
+      upstream.socket.end();
+      expect((await client.waitClose()).code).to.equal(1002);
+      await endedWith(outcome, 'WSP_ERR_INVALID_OPCODE', 1002);
+      await timers.tickAsync(1000);
+      await client.closed;
+      expect(timers.countTimers()).to.equal(0);
+    });
+
     it('a stage that drops the upstream\'s close: the end of the upstream\'s direction ends the wait all the same (no timer needed), the client gets its 1002', async () => {
       const dropCloses = new Transform({
         objectMode: true,

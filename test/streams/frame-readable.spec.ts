@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type net from 'node:net';
 import { expect } from 'chai';
+import { Writable, pipeline } from 'readable-stream';
 import { WebSocket } from 'ws';
 import { ErrorCodes, WebSocketProxyError } from '../../src/errors.js';
 import { type Frame, binaryFrame, closeFrame, continuationFrame, pingFrame, pongFrame, textFrame } from '../../src/frame.js';
@@ -294,6 +295,173 @@ describe('FrameReadable over real sockets', () => {
       const result = await done;
       expectCoded(result.errors[0], 'WSP_ERR_INVALID_OPCODE', 1002);
       expect(result.errors).to.have.length(1);
+    });
+  });
+
+  describe('frames parsed before a violation', () => {
+    /** Violations a peer may send whatever came before (no message open), with their codes. */
+    const VIOLATIONS: { bytes: () => Buffer; code: keyof typeof ErrorCodes; closeCode: number }[] = [
+      { bytes: () => Buffer.from([0x83, 0x80, ...KEY]), code: 'WSP_ERR_INVALID_OPCODE', closeCode: 1002 },
+      // FIN, RSV2, text.
+      { bytes: () => wire([textFrame('rsv2')], KEY).fill(0xa1, 0, 1), code: 'WSP_ERR_UNEXPECTED_RSV', closeCode: 1002 },
+      { bytes: () => wire([textFrame('unmasked')]), code: 'WSP_ERR_MASK_REQUIRED', closeCode: 1002 },
+      { bytes: () => Buffer.from([0x09, 0x80, ...KEY]), code: 'WSP_ERR_FRAGMENTED_CONTROL', closeCode: 1002 },
+      { bytes: () => wire([textFrame(Buffer.from([0x68, 0xc3, 0x28]))], KEY), code: 'WSP_ERR_INVALID_UTF8', closeCode: 1007 },
+      // A 64-bit length of 2^21 against a maxFrameSize of 2^20: refused at its header.
+      { bytes: () => Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x20, 0, 0, ...KEY]), code: 'WSP_ERR_FRAME_TOO_LARGE', closeCode: 1009 },
+    ];
+
+    /** How a reader told of its violation: once, with how many frames were out and how many queued. */
+    interface Announced {
+      err: Error;
+      framesOut: number;
+      queued: number;
+    }
+
+    /**
+     * Reads in paused mode, `perTurn()` frames per event-loop turn, until the stream closes (or a
+     * guard of turns passes): the reader parses ahead up to its high-water marks meanwhile, so a
+     * violation is parsed with frames still queued. Records what `consume()` records, and the
+     * `'violation'` announcements.
+     */
+    async function readSlowly(readable: FrameReadable, perTurn: () => number): Promise<Outcome & { announced: Announced[] }> {
+      const outcome = { frames: [] as Frame[], errors: [] as Error[], events: [] as string[], announced: [] as Announced[] };
+      readable.on('violation', (err: Error) => outcome.announced.push({ err, framesOut: outcome.frames.length, queued: readable.readableLength }));
+      readable.on('error', (err: Error) => {
+        outcome.errors.push(err);
+        outcome.events.push('error');
+      });
+      readable.on('end', () => outcome.events.push('end'));
+      let closed = false;
+      readable.on('close', () => {
+        outcome.events.push('close');
+        closed = true;
+      });
+      for (let turn = 0; turn < 20000 && !closed; turn++) {
+        for (let n = perTurn(); n > 0; n--) {
+          const frame = readable.read() as Frame | null;
+          if (frame === null) break;
+          outcome.frames.push(frame);
+          outcome.events.push(`data:${frame.type}`);
+        }
+        await tick();
+      }
+      return outcome;
+    }
+
+    for (const seed of [61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72]) {
+      it(`valid frames, a violation and more frames split across writes: every frame before it, then the coded error (seed ${seed})`, async () => {
+        const random = new SeededRandom(seed);
+        const violation = VIOLATIONS[seed % VIOLATIONS.length]!;
+        // No close frame: the stream must end at the violation.
+        const valid = randomFrames(random, random.int(10, 40), 20000).slice(0, -1);
+        const bad = violation.bytes();
+        const cut = random.int(1, bad.length - 1);
+        const before = Buffer.concat([wire(valid, random.bytes(4)), bad.subarray(0, cut)]);
+        const after = Buffer.concat([bad.subarray(cut), wire([textFrame('after'), binaryFrame(Buffer.alloc(10))], KEY)]);
+        // The violation itself is split across writes.
+        const pieces = [...random.split(before, 15), ...random.split(after, 5)];
+        const { p, readable } = await serverReader({
+          maxFrameSize: 1 << 20,
+          highWaterMark: random.int(2, 8),
+          highWaterMarkBytes: random.int(1024, 16384),
+        });
+        const reading = readSlowly(readable, () => random.int(1, 3));
+        for (const piece of pieces) {
+          p.client.write(piece);
+          if (random.chance(0.5)) await tick();
+        }
+        const result = await reading;
+        expect(result.frames.map(view)).to.deep.equal(valid.map(view));
+        expect(result.errors).to.have.length(1);
+        expectCoded(result.errors[0], violation.code, violation.closeCode);
+        expect(result.events).to.deep.equal([...valid.map((frame) => `data:${frame.type}`), 'error', 'close']);
+        // Announced once, at once: the same error, while the frames then queued had not been read.
+        expect(result.announced).to.have.length(1);
+        expect(result.announced[0]!.err).to.equal(result.errors[0]);
+        expect(result.announced[0]!.framesOut + result.announced[0]!.queued).to.equal(valid.length);
+        expect(readable.violation).to.equal(result.errors[0]);
+      });
+    }
+
+    it('a violation parsed with frames queued: they are read out first, the error only after the last', async () => {
+      const { p, readable } = await serverReader({ highWaterMark: 4 });
+      const valid = Array.from({ length: 20 }, (_, i) => textFrame(`m${i}`));
+      p.client.write(Buffer.concat([wire(valid, KEY), Buffer.from([0x83, 0x80, ...KEY]), wire([textFrame('after')], KEY)]));
+      const result = await readSlowly(readable, () => 1);
+      expect(result.frames.map(view)).to.deep.equal(valid.map(view));
+      expect(result.events).to.deep.equal([...valid.map(() => 'data:text'), 'error', 'close']);
+      expectCoded(result.errors[0], 'WSP_ERR_INVALID_OPCODE', 1002);
+      expect(result.announced).to.have.length(1);
+      expect(result.announced[0]!.queued).to.be.greaterThan(0);
+    });
+
+    it('a frame cut by the end of input, with frames queued: they come out first, then WSP_ERR_TRUNCATED_FRAME (1006)', async () => {
+      const { p, readable } = await serverReader({ highWaterMark: 3 });
+      const valid = Array.from({ length: 10 }, (_, i) => binaryFrame(Buffer.alloc(100, i)));
+      const bytes = wire([...valid, textFrame('cut')], KEY);
+      p.client.end(bytes.subarray(0, bytes.length - 1));
+      const result = await readSlowly(readable, () => 1);
+      expect(result.frames.map(view)).to.deep.equal(valid.map(view));
+      expect(result.events.slice(-2)).to.deep.equal(['error', 'close']);
+      expectCoded(result.errors[0], 'WSP_ERR_TRUNCATED_FRAME', 1006);
+      expect(result.announced).to.have.length(1);
+      expect(result.announced[0]!.queued).to.be.greaterThan(0);
+    });
+
+    describe('endOnViolation', () => {
+      /** A slow consumer: each frame is taken a turn after the previous one. */
+      function slowSink(into: Frame[]): Writable {
+        return new Writable({
+          objectMode: true,
+          highWaterMark: 1,
+          write(frame: Frame, _encoding: string, callback: (error?: Error | null) => void) {
+            into.push(frame);
+            setImmediate(callback);
+          },
+        });
+      }
+
+      function run(readable: FrameReadable, sink: Writable): Promise<Error | null | undefined> {
+        return new Promise((resolve) => {
+          pipeline(readable, sink, (err: Error | null | undefined) => resolve(err));
+        });
+      }
+
+      const valid = Array.from({ length: 40 }, (_, i) => textFrame(`message ${i}`));
+      const bytes = (): Buffer => Buffer.concat([wire(valid, KEY), wire([textFrame('unmasked')]), wire([textFrame('after')], KEY)]);
+
+      it('ends the stream after every frame before the violation: a pipeline loses none of them', async () => {
+        const { p, readable } = await serverReader({ endOnViolation: true, highWaterMark: 4 });
+        const announced: Error[] = [];
+        readable.on('violation', (err: Error) => announced.push(err));
+        const got: Frame[] = [];
+        const ended = run(readable, slowSink(got));
+        p.client.write(bytes());
+        expect(await ended).to.equal(undefined);
+        expect(got.map(view)).to.deep.equal(valid.map(view));
+        expectCoded(readable.violation, 'WSP_ERR_MASK_REQUIRED', 1002);
+        expect(announced).to.deep.equal([readable.violation]);
+        // The socket is left paused to its owner: nothing after the violation is read or parsed.
+        expect(p.server.isPaused()).to.equal(true);
+        expect(p.server.listenerCount('data')).to.equal(0);
+        expect(p.server.destroyed).to.equal(false);
+      });
+
+      it('without it, the same pipeline fails with the coded error (later stages drop what they hold)', async () => {
+        const { p, readable } = await serverReader({ highWaterMark: 4 });
+        const got: Frame[] = [];
+        const ended = run(readable, slowSink(got));
+        p.client.write(bytes());
+        expectCoded((await ended) ?? undefined, 'WSP_ERR_MASK_REQUIRED', 1002);
+        expect(got.map(view)).to.deep.equal(valid.slice(0, got.length).map(view));
+      });
+
+      it('rejects an endOnViolation that is not a boolean with a TypeError', async () => {
+        const p = await pair();
+        expect(() => new FrameReadable(p.server, { role: 'server', endOnViolation: 'yes' as unknown as boolean }))
+          .to.throw(TypeError, 'options.endOnViolation must be a boolean');
+      });
     });
   });
 
