@@ -3,6 +3,7 @@
  * and a cleanup list that releases every handle, newest first, after each test.
  */
 import type http from 'node:http';
+import sinon from 'sinon';
 import type { ClientOptions, WebSocket, WebSocketServer } from 'ws';
 import type { ProxyOptions, WebSocketProxy } from '../../src/index.js';
 import { type ProxyServer, type StartProxyOptions, startProxy, startUpstream } from '../helpers/proxy-harness.js';
@@ -22,8 +23,24 @@ export function onCleanup(fn: () => unknown): void {
   cleanups.push(fn);
 }
 
-/** Runs the registered cleanups, newest first (clients, then upstreams, then proxies). */
+/** The fake clock of the running test, if it made one: restored before anything is released. */
+let clock: sinon.SinonFakeTimers | undefined;
+
+/**
+ * Fakes, from now on, the timers the proxy's deadlines use (setTimeout/clearTimeout,
+ * setInterval/clearInterval and Date; not nextTick, queueMicrotask nor setImmediate, so real I/O
+ * still runs) until {@link releaseAll}. Servers already listening keep their real timers.
+ */
+export function fakeTimers(): sinon.SinonFakeTimers {
+  // From the real now: a clock at the epoch would make timestamps 0, which reads as "never".
+  clock = sinon.useFakeTimers({ now: Date.now(), toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], shouldAdvanceTime: false });
+  return clock;
+}
+
+/** Restores the clock, then runs the registered cleanups, newest first (clients, then upstreams, then proxies). */
 export async function releaseAll(): Promise<void> {
+  clock?.restore();
+  clock = undefined;
   for (const fn of cleanups.splice(0).reverse()) await fn();
 }
 

@@ -8,14 +8,13 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { expect } from 'chai';
-import sinon from 'sinon';
 import { WebSocket } from 'ws';
 import { HandshakeError } from '../../src/errors.js';
 import { closeFrame, textFrame } from '../../src/frame.js';
 import { type ProxySummary, WebSocketProxy } from '../../src/index.js';
 import { type ProxyOutcome, echo, startProxy, startUpstream } from '../helpers/proxy-harness.js';
 import { portOf, recordClient, recordingLogger, until } from '../helpers/proxy-peers.js';
-import { onCleanup, rawRig, releaseAll, turns, wsRig } from './rig.js';
+import { onCleanup, rawRig, releaseAll, turns, wsRig, fakeTimers } from './rig.js';
 
 async function summaryOf(outcome: ProxyOutcome): Promise<ProxySummary> {
   const { summary, error, connectError } = await outcome.done;
@@ -62,26 +61,7 @@ async function rawUpgrader(port: number): Promise<{ socket: net.Socket; received
 }
 
 describe('WebSocketProxy#destroy', () => {
-  let clock: sinon.SinonFakeTimers | undefined;
-
-  afterEach(async () => {
-    clock?.restore();
-    clock = undefined;
-    await releaseAll();
-  });
-
-  /**
-   * Fake time from now on: no lingering or connect timer can be what ends a connection, and the
-   * timers left are counted. The servers, already listening, keep their real timers.
-   */
-  function fakeTimers(): sinon.SinonFakeTimers {
-    clock = sinon.useFakeTimers({
-      now: Date.now(),
-      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
-      shouldAdvanceTime: false,
-    });
-    return clock;
-  }
+  afterEach(releaseAll);
 
   describe('after execute()', () => {
     it('open: both sockets are destroyed at once (1006 at both peers); execute() resolves with WSP_ERR_DESTROYED, closedBy proxy, both aborted; idempotent; no timer left', async () => {

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { expect } from 'chai';
 import { Transform } from 'readable-stream';
-import sinon from 'sinon';
 import type { WebSocket } from 'ws';
 import {
   type Frame, type ProxySummary, WebSocketProxyError, binaryFrame, closeFrame, continuationFrame, pingFrame, textFrame,
@@ -18,7 +17,7 @@ import { MAX_DISCARDED_BYTES } from '../../src/proxy/side.js';
 import type { ProxyOutcome } from '../helpers/proxy-harness.js';
 import { type FrameText, type RawPeer, portOf, rawClient, text, until } from '../helpers/proxy-peers.js';
 import { wire } from '../helpers/sockets.js';
-import { onCleanup, rawRig, releaseAll, turns, wsRig } from './rig.js';
+import { onCleanup, rawRig, releaseAll, turns, wsRig, fakeTimers } from './rig.js';
 
 /** A frame with the reserved opcode 3, masked (a client's): a protocol violation (1002). */
 const RESERVED_OPCODE = Buffer.from([0x83, 0x80, 1, 2, 3, 4]);
@@ -59,18 +58,7 @@ function proxySocketOfClient(outcome: ProxyOutcome): net.Socket {
 }
 
 describe('WebSocketProxy failures: the peer\'s frames reach the offender before its close', () => {
-  let clock: sinon.SinonFakeTimers | undefined;
-
-  afterEach(async () => {
-    clock?.restore();
-    clock = undefined;
-    await releaseAll();
-  });
-
-  function fakeTimers(): sinon.SinonFakeTimers {
-    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], shouldAdvanceTime: false });
-    return clock;
-  }
+  afterEach(releaseAll);
 
   describe('a ws upstream', () => {
     for (const aggregateFragments of [false, true]) {

@@ -10,7 +10,7 @@ import { KEEPALIVE_PREFIX } from '../../src/proxy/keepalive.js';
 import { tap } from '../../src/transforms/tap.js';
 import { type ProxyOutcome, echo } from '../helpers/proxy-harness.js';
 import { type RecordingClient, recordClient, recordingLogger, until } from '../helpers/proxy-peers.js';
-import { releaseAll, rawRig, turns, wsRig } from './rig.js';
+import { releaseAll, rawRig, turns, wsRig, fakeTimers } from './rig.js';
 
 const PREFIX = KEEPALIVE_PREFIX.toString('latin1');
 
@@ -27,23 +27,7 @@ async function summaryOf(outcome: ProxyOutcome): Promise<ProxySummary> {
 }
 
 describe('WebSocketProxy keepalive (pingInterval, pongTimeout)', () => {
-  let clock: sinon.SinonFakeTimers | undefined;
-
-  afterEach(async () => {
-    clock?.restore();
-    clock = undefined;
-    await releaseAll();
-  });
-
-  /** Fake time from now on; the servers, already listening, keep their real timers. */
-  function fakeTimers(): sinon.SinonFakeTimers {
-    clock = sinon.useFakeTimers({
-      now: Date.now(),
-      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
-      shouldAdvanceTime: false,
-    });
-    return clock;
-  }
+  afterEach(releaseAll);
 
   it('pings each idle side at pingInterval after it was last heard from; its pongs reach no stage, no onFrame, no peer, no summary count', async () => {
     const seen: string[] = [];

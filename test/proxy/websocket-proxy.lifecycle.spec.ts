@@ -22,7 +22,7 @@ import {
 import { RESPONSE_FLUSH_TIMEOUT } from '../../src/handshake/client.js';
 import { type ProxyOutcome, echo, startProxy, startUpstream } from '../helpers/proxy-harness.js';
 import { type RawPeer, type RecordingClient, portOf, rawClient, text, until, wsClient } from '../helpers/proxy-peers.js';
-import { onCleanup, rawRig, releaseAll, turns, wsRig } from './rig.js';
+import { onCleanup, rawRig, releaseAll, turns, wsRig, fakeTimers } from './rig.js';
 
 /** What a `ws` upstream connection received, and how it closed. */
 function watch(ws: WebSocket): { messages: string[]; closed: Promise<[number, string]> } {
@@ -101,18 +101,7 @@ function connections(server: net.Server): Promise<number> {
 }
 
 describe('WebSocketProxy lifecycle regressions (real sockets)', () => {
-  let clock: sinon.SinonFakeTimers | undefined;
-
-  afterEach(async () => {
-    clock?.restore();
-    clock = undefined;
-    await releaseAll();
-  });
-
-  function fakeTimers(): sinon.SinonFakeTimers {
-    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], shouldAdvanceTime: false });
-    return clock;
-  }
+  afterEach(releaseAll);
 
   describe('the README example', () => {
     const garbage = [

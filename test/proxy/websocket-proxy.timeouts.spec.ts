@@ -2,30 +2,18 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import sinon from 'sinon';
 import type { WebSocket } from 'ws';
 import { echo, startProxy } from '../helpers/proxy-harness.js';
 import { portOf, recordingLogger, upgradeHeaders, upgradeRequest, until, wsClient } from '../helpers/proxy-peers.js';
 import { rawUpgradeServer } from '../helpers/sockets.js';
-import { onCleanup, releaseAll, turns, wsRig } from './rig.js';
+import { onCleanup, releaseAll, turns, wsRig, fakeTimers } from './rig.js';
 
 function watchClose(ws: WebSocket): Promise<[number, string]> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve([code, reason.toString()])));
 }
 
 describe('WebSocketProxy timeouts', () => {
-  let clock: sinon.SinonFakeTimers | undefined;
-
-  afterEach(async () => {
-    clock?.restore();
-    clock = undefined;
-    await releaseAll();
-  });
-
-  function fakeTimers(): sinon.SinonFakeTimers {
-    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], shouldAdvanceTime: false });
-    return clock;
-  }
+  afterEach(releaseAll);
 
   it('connectTimeout: an upstream that accepts TCP but never answers -> WSP_ERR_UPSTREAM_TIMEOUT, the client gets 504', async () => {
     const sockets = new Set<net.Socket>();
