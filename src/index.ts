@@ -73,6 +73,7 @@ export {
 } from './proxy/options.js';
 export {
   connectUpstream,
+  type ConnectUpstreamOptions,
   type UpstreamConnection,
   type UpstreamOptions,
 } from './handshake/upstream.js';
@@ -84,6 +85,8 @@ export {
   type AcceptClientOptions,
   type AcceptedClient,
   type ClientRequestCheck,
+  type ValidClientRequest,
+  type InvalidClientRequest,
 } from './handshake/client.js';
 export { forwardedHeaders, type ForwardedHeaders, type ForwardedHeadersOptions } from './handshake/headers.js';
 export {
