@@ -72,13 +72,12 @@ export class DeflateHop {
 
 /**
  * How one direction handles compression:
- * - `passThrough`: compressed frames are relayed untouched (RSV1 kept, no zlib);
  * - `inflate`: compressed messages from the source are inflated before anything else sees them;
  * - `deflate`: messages to the destination are compressed after `onFrame`.
- * `inflate` and `deflate` may both hold (a stage between two compressing hops).
+ * `inflate` and `deflate` may both hold (a stage between two compressing hops). Neither, between
+ * two compressing hops, is pass-through: compressed frames are relayed untouched (RSV1 kept, no zlib).
  */
 export interface DirectionCompression {
-  passThrough: boolean;
   inflate: DeflateHop | undefined;
   deflate: DeflateHop | undefined;
 }
@@ -96,8 +95,8 @@ export function directionCompression(from: DeflateHop | undefined, to: DeflateHo
     const upstreamHop = from.role === 'client' ? to : from;
     const relay = passThroughDirections(clientHop.parameters, upstreamHop.parameters);
     if (from.role === 'client' ? relay.clientToUpstream : relay.upstreamToClient) {
-      return { passThrough: true, inflate: undefined, deflate: undefined };
+      return { inflate: undefined, deflate: undefined };
     }
   }
-  return { passThrough: false, inflate: from, deflate: to };
+  return { inflate: from, deflate: to };
 }

@@ -256,7 +256,7 @@ export class WebSocketProxy {
       // While the upstream is being connected nothing listens on the client's socket (Node's http
       // server let go of it at the upgrade): a reset must not become an uncaught 'error', and a
       // client that leaves ends the wait for its upstream.
-      if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+      if (socket.listenerCount('error') === 0) socket.on('error', ignoreError);
       const abort = new AbortController();
       const clientGone = (): void => abort.abort(new HandshakeError('WSP_ERR_CLIENT_HANDSHAKE', 'the client closed the connection'));
       socket.once('close', clientGone);
