@@ -14,6 +14,7 @@ import { wirePayload } from '../protocol/encode.js';
 import { AggregateTransform, aggregate } from '../transforms/aggregate.js';
 import { FrameStage, type Stage, type StageContext, setStageContext, toError } from '../transforms/stage.js';
 import { DeflateHop, directionCompression } from './deflate-hop.js';
+import { type HeldSocket, type HeldSocketOwner, holdSocket, releaseSocket, watchSocket } from './dormant.js';
 import { Forwarder } from './forwarder.js';
 import { InflateStage } from './inflate-stage.js';
 import { describeFrame } from './log.js';
@@ -123,12 +124,15 @@ const POLICY_CLOSE_CODES: ReadonlySet<number> = new Set([1007, 1008, 1009]);
 /**
  * Where the connection is:
  * - `connecting`: handshakes under way, `execute()` not called;
+ * - `dormant`: `execute()` ran, no byte came from either side yet, and no user code is on either
+ *   direction: the sides are not built, the sockets are only watched (see dormant.ts); the first
+ *   byte, end or close, a deadline, or a call that needs a side builds them and the phase is `open`;
  * - `open`: both directions run, no close frame yet;
  * - `closing`: a close frame was sent or received: replies are awaited within `lingeringTime`;
  * - `ending`: both writers ended, the sockets are given `lingeringTimeout` to close;
  * - `done`: both sockets closed, `execute()` settled.
  */
-type Phase = 'connecting' | 'open' | 'closing' | 'ending' | 'done';
+type Phase = 'connecting' | 'dormant' | 'open' | 'closing' | 'ending' | 'done';
 
 const kStageSide = Symbol('stageSide');
 const kOriginalWrite = Symbol('originalWrite');
@@ -148,9 +152,11 @@ let lastId = 0;
  * The connection behind a `WebSocketProxy`: its two {@link Side}s, its directions and its state
  * machine. The proxy runs the handshakes and hands the sockets over with {@link Lifecycle.attach}.
  */
-export class Lifecycle implements SideOwner {
+export class Lifecycle implements SideOwner, HeldSocketOwner {
   private client: Side | undefined;
   private upstream: Side | undefined;
+  /** The sockets handed over whose sides are not built yet (see {@link Lifecycle.attach}). */
+  private held: HeldSocket[] = [];
   private phase: Phase = 'connecting';
   private closedBy: ProxyRole | 'proxy' | undefined;
   private error: WebSocketProxyError | undefined;
@@ -193,12 +199,60 @@ export class Lifecycle implements SideOwner {
    * @returns the side
    * @throws HandshakeError `WSP_ERR_DESTROYED` after `destroy()` (the socket is destroyed)
    */
-  attach(role: ProxyRole, socket: Duplex, head: Buffer, deflate?: DeflateParameters): Side {
+  attach(role: ProxyRole, socket: Duplex, head: Buffer, deflate?: DeflateParameters): void {
     if (this.wasDestroyed) {
       // A handshake that completed after destroy(): the socket goes at once.
       socket.destroy();
       throw new HandshakeError('WSP_ERR_DESTROYED', `the ${role} handshake completed after destroy()`);
     }
+    // Its side is built when something needs it: a connection idle from the start never does.
+    const held: HeldSocket = { role, socket, head, deflate, closed: false };
+    this.held.push(held);
+    holdSocket(held, this);
+  }
+
+  /** Whether a side's handshake completed (its socket was attached). */
+  attached(role: ProxyRole): boolean {
+    return (role === 'client' ? this.client : this.upstream) !== undefined || this.held.some((held) => held.role === role);
+  }
+
+  /** Builds the sides of the held sockets; a socket that closed meanwhile is reported closed. */
+  private materialize(): void {
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    const sides = held.map((h) => {
+      releaseSocket(h);
+      return this.build(h);
+    });
+    for (let i = 0; i < held.length; i++) {
+      if (!held[i]!.closed) continue;
+      // Its 'close' came while it was held: the side's own listener never will.
+      sides[i]!.socketClosed = true;
+      this.onSocketClose(sides[i]!);
+    }
+  }
+
+  /** What a side needs now: the connection wakes (or, before `execute()`, its sides are built). */
+  private awaken(): void {
+    if (this.phase === 'dormant') this.wake();
+    else this.materialize();
+  }
+
+  /** @internal A held socket's first chunk (which is its side's head), its end or its close. */
+  onHeldSocketEvent(held: HeldSocket, chunk: Buffer | undefined): void {
+    if (chunk !== undefined) held.head = held.head.length === 0 ? chunk : Buffer.concat([held.head, chunk]);
+    this.awaken();
+  }
+
+  /** Leaves the dormant phase: both sides are built and both directions start. */
+  private wake(): void {
+    this.materialize();
+    this.start();
+  }
+
+  private build(held: HeldSocket): Side {
+    const { role, socket, head, deflate } = held;
     const options = this.options;
     const isClient = role === 'client';
     const maxFrameSize = Math.floor(isClient ? options.clientMaxFrameSize : options.upstreamMaxFrameSize);
@@ -233,8 +287,9 @@ export class Lifecycle implements SideOwner {
     return this.options.onFrame === undefined && (this.stages.client.length === 0 || this.stages.upstream.length === 0);
   }
 
-  /** A side, once attached. */
+  /** A side, once attached; asking for it builds the sides of a dormant connection. */
   side(role: ProxyRole): Side | undefined {
+    if (this.held.length > 0) this.awaken();
     return role === 'client' ? this.client : this.upstream;
   }
 
@@ -255,27 +310,53 @@ export class Lifecycle implements SideOwner {
    */
   run(): Promise<ProxySummary> {
     if (this.wasDestroyed) return this.result();
+    const done = this.result();
+    this.lastActivity = Date.now();
+    if (this.canSleep()) {
+      this.phase = 'dormant';
+      for (const held of this.held) watchSocket(held);
+      this.armTimer();
+      return done;
+    }
+    this.materialize();
+    this.start();
+    return done;
+  }
+
+  /**
+   * Whether the connection can wait for its first byte without its sides: nothing arrived yet, both
+   * sockets are open, and no user code is on either direction (a stage may push frames of its own
+   * at any time, which needs its pipeline).
+   */
+  private canSleep(): boolean {
+    if (this.held.length !== 2 || this.client !== undefined || this.upstream !== undefined) return false;
+    if (this.options.onFrame !== undefined || this.stages.client.length > 0 || this.stages.upstream.length > 0) return false;
+    return this.held.every((held) => held.head.length === 0 && !held.closed && !held.socket.destroyed && !held.socket.readableEnded);
+  }
+
+  /** Both directions start: from `run()`, or when a dormant connection wakes. */
+  private start(): void {
     const client = this.client!;
     const upstream = this.upstream!;
-    const done = this.result();
     this.phase = 'open';
-    this.lastActivity = Date.now();
     for (const side of [client, upstream]) {
       side.lastFrameAt = side.recvMark = this.lastActivity;
       side.keepalive?.start(this.lastActivity);
     }
     this.startDirection(client, upstream);
     this.startDirection(upstream, client);
-    // A side closed (or ended) before execute(): its frames are read now, then it is seen as gone.
+    // A side closed (or ended) before execute() or while dormant: its frames are read now, then it
+    // is seen as gone.
     for (const side of [client, upstream]) {
-      if (side.socketClosed && !side.readable.closeReceived && !side.ending) this.lost(side, 'connection closed before execute()');
+      if (side.socketClosed && !side.readable.closeReceived && !side.ending) {
+        this.lost(side, 'connection closed before its directions started');
+      }
     }
     // A close() before execute() put the connection in its closing state already.
     if (client.state !== 'open' || upstream.state !== 'open') this.enterClosing();
     this.armTimer();
     this.checkDone();
     this.checkComplete();
-    return done;
   }
 
   /**
@@ -288,6 +369,7 @@ export class Lifecycle implements SideOwner {
     // Checked first: a close frame the writer refuses would fail that side's writer for good.
     wirePayload(closeFrame(...codes.client));
     wirePayload(closeFrame(...codes.upstream));
+    this.awaken();
     // Once ending (also after destroy()), both writers are done: nothing more can be sent.
     if (this.phase === 'ending') return;
     this.closedBy ??= 'proxy';
@@ -327,8 +409,13 @@ export class Lifecycle implements SideOwner {
    */
   destroy(): boolean {
     if (this.wasDestroyed) return false;
+    if (this.phase === 'done') {
+      this.wasDestroyed = true;
+      return false;
+    }
+    // The sides are built first: they are what ends, and what the summary tells.
+    this.awaken();
     this.wasDestroyed = true;
-    if (this.phase === 'done') return false;
     if (this.phase === 'ending') {
       // Only the TCP close was left; the proxy cuts it, and says so unless an error came first.
       this.error ??= new WebSocketProxyError('WSP_ERR_DESTROYED', 'while the connections were closing');
@@ -763,6 +850,12 @@ export class Lifecycle implements SideOwner {
    */
   private nextDeadline(): number {
     const options = this.options;
+    if (this.phase === 'dormant') {
+      // Only the idle limit, the first keepalive ping and the recv log line can come before a byte:
+      // the connection wakes for them (see onTimer).
+      const waits = [options.idleTimeout, options.recvTimeout, options.pingInterval.client, options.pingInterval.upstream];
+      return this.lastActivity + Math.min(...waits.map((wait) => wait ?? Infinity));
+    }
     let next = Infinity;
     for (const side of [this.client, this.upstream]) {
       if (side === undefined) continue;
@@ -816,6 +909,8 @@ export class Lifecycle implements SideOwner {
   onTimer(): void {
     this.timer = undefined;
     this.timerDue = Infinity;
+    // A deadline of a dormant connection: it wakes, and what is due is done as for any open one.
+    if (this.phase === 'dormant') this.wake();
     const now = Date.now();
     const options = this.options;
     this.clampTimestamps(now);

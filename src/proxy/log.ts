@@ -15,9 +15,15 @@ const PREVIEW = 24;
  * unless `NODE_DEBUG=ws-frame-proxy` is set.
  */
 export function defaultLogger(): Logger {
-  const log = debuglog('ws-frame-proxy');
-  return { debug: log, info: log, warn: log, error: log };
+  // One for the process: a logger per connection would cost every idle connection its closures.
+  if (shared === undefined) {
+    const log = debuglog('ws-frame-proxy');
+    shared = { debug: log, info: log, warn: log, error: log };
+  }
+  return shared;
 }
+
+let shared: Logger | undefined;
 
 /**
  * One debug line for a frame on its way through the proxy, e.g.

@@ -89,7 +89,7 @@ export class WebSocketProxy {
    *   proxy
    */
   constructor(options?: ProxyOptions<WebSocketProxy>) {
-    this.options = resolveOptions(options, defaultLogger());
+    this.options = optionsFor(options);
     const id = Lifecycle.nextId();
     const stages = {
       client: this.claimStages(this.options.transforms.client, 'client', id),
@@ -132,7 +132,7 @@ export class WebSocketProxy {
    */
   async connectUpstream(url: string | URL, options?: ConnectOptions): Promise<{ protocol: string | undefined; headers: IncomingHttpHeaders }> {
     if (this.lifecycle.destroyed) throw destroyedError('connectUpstream() after destroy()');
-    if (this.lifecycle.side('upstream') !== undefined) {
+    if (this.lifecycle.attached('upstream')) {
       this.options.logger.warn(`connection with upstream at "${this.upstreamUrl}" already established`);
       return { protocol: this.upstreamProtocol, headers: this.upstreamHeaders ?? {} };
     }
@@ -194,7 +194,7 @@ export class WebSocketProxy {
       throw destroyedError('connectClient() after destroy()');
     }
     this.clientSocket = socket;
-    if (this.lifecycle.side('client') !== undefined) {
+    if (this.lifecycle.attached('client')) {
       this.options.logger.warn('client handshake already completed');
       return;
     }
@@ -249,9 +249,9 @@ export class WebSocketProxy {
       throw destroyedError('connect() after destroy()');
     }
     this.clientSocket = socket;
-    if (this.lifecycle.side('upstream') === undefined) {
+    if (!this.lifecycle.attached('upstream')) {
       // A bad request is answered (400 / 426) before any upstream is bothered with it.
-      if (this.lifecycle.side('client') === undefined && !validateClientRequest(req).ok) await this.connectClient(req, socket, head);
+      if (!this.lifecycle.attached('client') && !validateClientRequest(req).ok) await this.connectClient(req, socket, head);
       const forwarded = forwardedHeaders(req, options?.forwarded);
       // While the upstream is being connected nothing listens on the client's socket (Node's http
       // server let go of it at the upgrade): a reset must not become an uncaught 'error', and a
@@ -325,10 +325,10 @@ export class WebSocketProxy {
       this.running = this.lifecycle.run();
       return this.running;
     }
-    if (this.lifecycle.side('client') === undefined) {
+    if (!this.lifecycle.attached('client')) {
       return Promise.reject(new WebSocketProxyError('WSP_ERR_NOT_CONNECTED', 'client handshake not complete'));
     }
-    if (this.lifecycle.side('upstream') === undefined) {
+    if (!this.lifecycle.attached('upstream')) {
       return Promise.reject(new WebSocketProxyError('WSP_ERR_NOT_CONNECTED', 'upstream connection not established'));
     }
     this.running = this.lifecycle.run();
@@ -473,6 +473,29 @@ function destroyedError(detail: string, cause?: unknown): HandshakeError {
 
 /** Bytes a client may send before its 101 that `connect()` keeps (it stops reading past them). */
 const MAX_EARLY_BYTES = 64 * 1024;
+
+/** Resolved options shared by the proxies made from the same frozen options (or from none). */
+const resolvedOptions = new WeakMap<object, ResolvedProxyOptions<WebSocketProxy>>();
+let defaultOptions: ResolvedProxyOptions<WebSocketProxy> | undefined;
+
+/**
+ * The resolved options of a new proxy. Options that cannot change (none, or a frozen object whose
+ * `transforms` is frozen too) are resolved once and shared: the proxies of a server cost no copy of
+ * them each.
+ */
+function optionsFor(input: ProxyOptions<WebSocketProxy> | undefined): ResolvedProxyOptions<WebSocketProxy> {
+  if (input === undefined) return (defaultOptions ??= resolveOptions(undefined, defaultLogger()));
+  const transforms = (input as { transforms?: unknown }).transforms;
+  if (input === null || typeof input !== 'object' || !Object.isFrozen(input) || (typeof transforms === 'object' && transforms !== null && !Object.isFrozen(transforms))) {
+    return resolveOptions(input, defaultLogger());
+  }
+  let resolved = resolvedOptions.get(input);
+  if (resolved === undefined) {
+    resolved = resolveOptions(input, defaultLogger());
+    resolvedOptions.set(input, resolved);
+  }
+  return resolved;
+}
 
 function sideStreams(side: Side | undefined): ProxySide | undefined {
   return side === undefined ? undefined : { readable: side.readable, writable: side.writable };
