@@ -211,6 +211,18 @@ export class Lifecycle implements SideOwner, HeldSocketOwner {
     holdSocket(held, this);
   }
 
+  /**
+   * Destroys the user's stages when no direction ever ran them (a failed `connect()`, `destroy()`
+   * before `execute()`): a stage holding a resource (a file, a timer) is told the connection is
+   * over. Stages that ran end with their pipelines. Idempotent.
+   */
+  releaseStages(): void {
+    if (this.client?.forwarder !== undefined || this.upstream?.forwarder !== undefined) return;
+    for (const stage of [...this.stages.client, ...this.stages.upstream]) {
+      if (!stage.destroyed) stage.destroy();
+    }
+  }
+
   /** Whether a side's handshake completed (its socket was attached). */
   attached(role: ProxyRole): boolean {
     return (role === 'client' ? this.client : this.upstream) !== undefined || this.held.some((held) => held.role === role);
@@ -838,6 +850,7 @@ export class Lifecycle implements SideOwner, HeldSocketOwner {
     this.clearTimer();
     client?.dispose();
     upstream?.dispose();
+    this.releaseStages();
     this.debug('proxy finished');
     this.settle?.(this.summary());
   }

@@ -241,7 +241,8 @@ export class WebSocketProxy {
    * @param options - upstream handshake options, over the forwarded ones
    * @throws HandshakeError from either handshake, after the client was answered; `WSP_ERR_DESTROYED`
    *   when {@link WebSocketProxy.destroy} was called before or during the handshakes: the upstream
-   *   handshake is aborted and the client's socket destroyed without an answer
+   *   handshake is aborted and the client's socket destroyed without an answer. After a failure
+   *   the proxy's stages are destroyed: it cannot run
    */
   async connect(url: string | URL, req: IncomingMessage, socket: Duplex, head: Buffer = Buffer.alloc(0), options?: ConnectOptions): Promise<void> {
     if (this.lifecycle.destroyed) {
@@ -282,6 +283,7 @@ export class WebSocketProxy {
       } catch (err) {
         // After destroy() the client is owed nothing: its socket was destroyed.
         if (!this.lifecycle.destroyed) answerUpstreamFailure(socket, err);
+        this.lifecycle.releaseStages();
         throw err;
       } finally {
         socket.off('close', clientGone);
@@ -294,6 +296,7 @@ export class WebSocketProxy {
     try {
       await this.connectClient(req, socket, head);
     } catch (err) {
+      this.lifecycle.releaseStages();
       if (this.lifecycle.destroyed) throw err;
       this.options.logger.info(`client handshake failed, closing the upstream: ${(err as Error).message}`);
       const upstream = this.lifecycle.side('upstream');

@@ -4,7 +4,8 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { HandshakeError } from '../../src/index.js';
+import { PassThrough } from 'node:stream';
+import { type HandshakeError, WebSocketProxy } from '../../src/index.js';
 import { echo, startProxy } from '../helpers/proxy-harness.js';
 import { portOf, upgradeHeaders, upgradeRequest, until } from '../helpers/proxy-peers.js';
 import { onCleanup, releaseAll, wsRig } from './rig.js';
@@ -121,6 +122,30 @@ describe('WebSocketProxy connect()', () => {
     expect(response.body).to.equal('Bad Gateway');
     const { connectError } = await (await proxy.nextOutcome()).done;
     expect((connectError as HandshakeError).code).to.equal('WSP_ERR_UPSTREAM_UNREACHABLE');
+  });
+
+  it('a failed connect() destroys the proxy\'s stages (one holding a file or a timer is told), and so does destroy() before execute()', async () => {
+    const free = await silentServer();
+    const port = free.port;
+    await releaseAll();
+    const made: PassThrough[] = [];
+    const stages = (): PassThrough[] => {
+      const stage = new PassThrough({ objectMode: true });
+      made.push(stage);
+      return [stage];
+    };
+    const proxy = await startProxy({ upstream: `ws://127.0.0.1:${port}/`, proxyOptions: () => ({ transforms: { client: stages, upstream: stages } }) });
+    onCleanup(() => proxy.close());
+    expect((await upgradeRequest(portOf(proxy.url), upgradeHeaders())).statusCode).to.equal(502);
+    await (await proxy.nextOutcome()).done;
+    expect(made).to.have.length(2);
+    expect(made.every((stage) => stage.destroyed)).to.equal(true);
+
+    const idle = new WebSocketProxy({ transforms: { client: stages } });
+    expect(made[2]!.destroyed).to.equal(false);
+    idle.destroy();
+    await idle.execute();
+    expect(made[2]!.destroyed).to.equal(true);
   });
 
   it('an upstream answering another status: its status, headers and body are relayed to the client', async () => {
