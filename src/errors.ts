@@ -92,6 +92,8 @@ export const ErrorCodes = {
   WSP_ERR_SEND_QUEUE_FULL: { closeCode: 1011, message: 'send queue full' },
   /** A compressed message (RSV1, permessage-deflate) whose payload is not a valid DEFLATE stream (RFC 7692 section 7.2.2). */
   WSP_ERR_INFLATE_FAILED: { closeCode: 1007, message: 'compressed message cannot be inflated' },
+  /** A recording (JSON Lines) that cannot be read: a bad header, a line that is not JSON or a frame record with a bad field. */
+  WSP_ERR_INVALID_RECORDING: { closeCode: 1011, message: 'invalid recording' },
 } as const;
 
 /** One of the stable error codes, e.g. `'WSP_ERR_INVALID_OPCODE'`. */

@@ -5,12 +5,10 @@
  * @packageDocumentation
  */
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 // Only what --help, --version and a bad command line need is loaded up front: they answer at once.
 import { type CliOptions, UsageError, parseCli, requestedLogFormat } from './args.js';
 import { USAGE, printUsageError } from './usage.js';
+import { packageVersion } from '../version.js';
 
 /**
  * Runs the command. It returns once the proxy runs (the process then lives on its servers) or
@@ -75,20 +73,3 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-/**
- * The package's version, from the package.json above this module (dist/src/cli/ or src/cli/).
- *
- * @throws Error when no ws-frame-proxy package.json is found
- */
-export function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++, dir = dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (manifest.name === 'ws-frame-proxy' && typeof manifest.version === 'string') return manifest.version;
-    } catch {
-      // Not here: one level up.
-    }
-  }
-  throw new Error('cannot find the package.json of ws-frame-proxy');
-}

@@ -37,3 +37,4 @@ export {
 } from './validate-json.js';
 export { sizeLimit, SizeLimitStage, type SizeLimitOptions } from './size-limit.js';
 export { rateLimit, RateLimitStage, type RateLimitOptions } from './rate-limit.js';
+export { record, RecordStage, DEFAULT_RECORD_MAX_PENDING_BYTES, type RecordOptions, type RecordSink } from './record.js';
