@@ -87,8 +87,15 @@ export {
   type ClientRequestCheck,
   type ValidClientRequest,
   type InvalidClientRequest,
+  type ValidateClientRequestOptions,
 } from './handshake/client.js';
-export { forwardedHeaders, type ForwardedHeaders, type ForwardedHeadersOptions } from './handshake/headers.js';
+export {
+  forwardedHeaders,
+  type ForwardedHeaders,
+  type ForwardedHeadersOptions,
+  DEFAULT_MAX_FORWARDED_HEADERS,
+  DEFAULT_MAX_FORWARDED_HEADER_BYTES,
+} from './handshake/headers.js';
 export {
   ProxyServer,
   createProxyServer,
@@ -108,3 +115,38 @@ export {
 } from './server/options.js';
 export { type Route, type RouteParams, type RouteTarget } from './server/routes.js';
 export { HANDSHAKE_DURATION_BUCKETS, CONNECTION_DURATION_BUCKETS } from './server/metrics.js';
+export {
+  Inspector,
+  inspector,
+  type InspectorOptions,
+  type TrackInfo,
+  INSPECTOR_DEFAULTS,
+  type Breakpoint,
+  type ConnectionInfo,
+  type HeldAction,
+  type HeldMessage,
+  type InspectorEvents,
+  type MessageDetail,
+  type MessageRow,
+  type SideStats,
+} from './inspector/index.js';
+// Recording and replay (issue 9): the record() stage comes with the transforms above.
+export {
+  RECORDING_FORMAT,
+  RECORDING_VERSION,
+  frameFromRecord,
+  parseRecording,
+  recordFrame,
+  recordingHeader,
+  toJsonLine,
+  type ParsedRecording,
+  type RecordMeta,
+  type RecordedFrame,
+  type RecordedSide,
+  type RecordingHeader,
+  type RecordingSummary,
+} from './record/format.js';
+export { RecordingRing, DEFAULT_RING_MAX_BYTES, type RecordingRingOptions } from './record/ring.js';
+export { type RecordStream } from './record/sink.js';
+export { toHar, type Har, type HarEntry, type HarNameValue, type HarOptions, type HarSource, type HarWebSocketMessage } from './record/har.js';
+export { replay, ReplayStream, type ReplayOptions, type ReplaySource, type ReplayTiming } from './record/replay.js';

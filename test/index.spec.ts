@@ -14,7 +14,8 @@ describe('package entry points', () => {
     const pkg = (await import('ws-frame-proxy')) as typeof api;
     for (const name of ['FrameReadable', 'FrameWritable', 'WebSocketProxy', 'ErrorCodes', 'WebSocketProxyError',
       'HandshakeError', 'isWebSocketProxyError', 'textFrame', 'binaryFrame', 'continuationFrame', 'pingFrame',
-      'pongFrame', 'closeFrame', 'CloseCode', 'Opcode', 'aggregate'] as const) {
+      'pongFrame', 'closeFrame', 'CloseCode', 'Opcode', 'aggregate', 'createProxyServer', 'inspector', 'Inspector',
+      'toHar', 'replay', 'RecordingRing', 'parseRecording'] as const) {
       expect(pkg[name], name).to.not.equal(undefined);
       expect(pkg[name], name).to.equal(api[name]);
     }
@@ -24,7 +25,7 @@ describe('package entry points', () => {
   it('exports the transforms from "ws-frame-proxy/transforms"', async () => {
     const transforms = (await import('ws-frame-proxy/transforms')) as Record<string, unknown>;
     for (const name of ['aggregate', 'map', 'mapText', 'mapJson', 'filter', 'tap', 'compose', 'fragment', 'redact',
-      'validateJson', 'sizeLimit', 'rateLimit', 'log', 'metrics', 'FrameStage', 'MessageStage', 'kStageContext'] as const) {
+      'validateJson', 'sizeLimit', 'rateLimit', 'log', 'metrics', 'record', 'FrameStage', 'MessageStage', 'kStageContext'] as const) {
       expect(transforms[name], name).to.be.a(name === 'kStageContext' ? 'symbol' : 'function');
       expect(transforms[name], name).to.equal(api[name]);
     }

@@ -13,11 +13,12 @@ import type { Duplex } from 'node:stream';
 import { HandshakeError, isWebSocketProxyError } from '../errors.js';
 import { validateClientRequest, writeHttpResponse } from '../handshake/client.js';
 import { defaultLogger } from '../proxy/log.js';
-import { type Logger, resolveOptions } from '../proxy/options.js';
+import { type Logger, type ProxyOptions, resolveOptions } from '../proxy/options.js';
 import type { ProxySummary } from '../proxy/lifecycle.js';
 import { WebSocketProxy } from '../proxy/websocket-proxy.js';
+import type { Stage, StageContext } from '../transforms/stage.js';
 import { type ServerMetrics, serverMetrics } from './metrics.js';
-import { type ProxyServerOptions, type Refusal, type ResolvedServerOptions, resolveServerOptions } from './options.js';
+import { type ProxyServerOptions, type Refusal, type ResolvedServerOptions, type ServerTransforms, resolveServerOptions } from './options.js';
 import { type Route, type RouteMatch, matchRoute } from './routes.js';
 
 /** Options of {@link ProxyServer.close}. */
@@ -67,13 +68,14 @@ export interface RefusalInfo {
 }
 
 /**
- * The events of a {@link ProxyServer}: `'connection'` once a connection is proxied, `'close'` when it
- * ended, `'refuse'` when an upgrade request was answered without one, `'error'` for a failure in
- * user code (a hook, a target function, a stage factory) or the server. Without an `'error'`
- * listener those are logged instead: nothing a client, an upstream or a hook does is thrown.
+ * The events of a {@link ProxyServer}: `'connection'` once a connection is proxied (with the
+ * upstream URL it was proxied to), `'close'` when it ended, `'refuse'` when an upgrade request was
+ * answered without one, `'error'` for a failure in user code (a hook, a target function, a stage
+ * factory) or the server. Without an `'error'` listener those are logged instead: nothing a client,
+ * an upstream or a hook does is thrown.
  */
 export interface ProxyServerEvents {
-  connection: [proxy: WebSocketProxy, req: IncomingMessage, route: Route];
+  connection: [proxy: WebSocketProxy, req: IncomingMessage, route: Route, upstreamUrl: URL];
   close: [summary: ProxySummary, route: Route, proxy: WebSocketProxy];
   refuse: [info: RefusalInfo];
   error: [error: Error, req: IncomingMessage | undefined];
@@ -131,6 +133,10 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   /** During a drain: counts a connection in the result and closes it. */
   private trackDrained: ((proxy: WebSocketProxy, live: Live) => void) | undefined;
   private emptyWaiters: (() => void)[] = [];
+  /** Stages added by {@link ProxyServer.addTransforms}, run after the configured ones. */
+  private addedTransforms: ServerTransforms[] = [];
+  /** The proxy options with the added stages (the configured options when none were added). */
+  private proxyOptions: ProxyOptions<WebSocketProxy>;
 
   /**
    * @param options - see {@link ProxyServerOptions}
@@ -142,6 +148,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.options = resolveServerOptions(options);
     // The proxy's own options are checked now, so that a bad one fails at start, not per connection.
     this.logger = resolveOptions(this.options.proxy, defaultLogger()).logger;
+    this.proxyOptions = this.options.proxy;
     this.metrics = serverMetrics(this.options.registry);
     this.handleUpgrade = this.handleUpgrade.bind(this);
     this.handleRequest = this.handleRequest.bind(this);
@@ -150,6 +157,45 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   /** The live proxied connections. */
   get connections(): WebSocketProxy[] {
     return [...this.live.keys()];
+  }
+
+  /**
+   * Adds per-connection stages after the configured ones (`transforms` of the options), to the
+   * connections opened from now on (an inspector, a recorder...). Each factory is called once per
+   * connection and direction, like the options' factories.
+   *
+   * @param transforms - a factory per direction
+   * @returns a function that removes them (from connections opened after it is called)
+   * @throws TypeError when a direction's value is not a function
+   */
+  addTransforms(transforms: ServerTransforms): () => void {
+    if (transforms === null || typeof transforms !== 'object') throw new TypeError('transforms must be an object { client?, upstream? }');
+    for (const role of ['client', 'upstream'] as const) {
+      if (transforms[role] !== undefined && typeof transforms[role] !== 'function') {
+        throw new TypeError(`transforms.${role} must be a function (ctx) => stages`);
+      }
+    }
+    const added = { ...transforms };
+    this.addedTransforms = [...this.addedTransforms, added];
+    this.proxyOptions = this.composeTransforms();
+    return () => {
+      this.addedTransforms = this.addedTransforms.filter((entry) => entry !== added);
+      this.proxyOptions = this.composeTransforms();
+    };
+  }
+
+  /** The proxy options with the added stages after the configured ones. */
+  private composeTransforms(): ProxyOptions<WebSocketProxy> {
+    const base = this.options.proxy;
+    if (this.addedTransforms.length === 0) return base;
+    const added = this.addedTransforms;
+    const configured = (base.transforms ?? {}) as ServerTransforms;
+    const direction = (role: 'client' | 'upstream') => (context: StageContext): readonly Stage[] => {
+      const stages: Stage[] = [...(configured[role]?.(context) ?? [])];
+      for (const entry of added) stages.push(...(entry[role]?.(context) ?? []));
+      return stages;
+    };
+    return { ...base, transforms: { client: direction('client'), upstream: direction('upstream') } };
   }
 
   /** Whether new upgrades are taken (false once {@link ProxyServer.close} was called). */
@@ -210,7 +256,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         return;
       }
 
-      proxy = new WebSocketProxy(this.options.proxy);
+      proxy = new WebSocketProxy(this.proxyOptions);
       this.pending.add(proxy);
       try {
         await proxy.connect(url, req, socket, head, this.connectOptions(match.route));
@@ -223,7 +269,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       }
       // Live from here, in the same tick: a drain never sees it in neither set.
       this.pending.delete(proxy);
-      this.opened(proxy, req, match, ip, started);
+      this.opened(proxy, req, match, ip, started, url);
       ip = undefined; // the connection holds its slot until it ends
     } catch (err) {
       // User code failed (a hook, a target function, a stage factory) or did not settle in time.
@@ -403,14 +449,14 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   }
 
   /** A connection was proxied: it is live until `execute()` settles. */
-  private opened(proxy: WebSocketProxy, req: IncomingMessage, match: RouteMatch, ip: string, started: number): void {
+  private opened(proxy: WebSocketProxy, req: IncomingMessage, match: RouteMatch, ip: string, started: number, url: URL): void {
     const now = performance.now();
     this.metrics.opened(match.name, (now - started) / 1000);
     const done = proxy.execute();
     const live: Live = { route: match.route, name: match.name, ip, since: now, done };
     this.live.set(proxy, live);
     done.then((summary) => this.closed(proxy, live, summary), (err: unknown) => this.closed(proxy, live, undefined, err));
-    this.emitSafely('connection', proxy, req, match.route);
+    this.emitSafely('connection', proxy, req, match.route, url);
     if (this.trackDrained !== undefined) this.trackDrained(proxy, live);
     else if (this.state !== 'accepting') this.closeOne(proxy);
   }

@@ -342,6 +342,49 @@ describe('server/ProxyServer', () => {
       expect(server.connections).to.deep.equal([]);
     });
 
+    it("tells 'connection' listeners the upstream URL the connection went to", async () => {
+      const upstream = await echoUpstream();
+      const { server, url } = await listening({ routes: [{ path: '/chat/:room', target: `${upstream.url}/rooms/:room` }] });
+      const urls: string[] = [];
+      server.on('connection', (_proxy, _req, _route, upstreamUrl) => urls.push(upstreamUrl.href));
+      const client = await wsClient(`${url}/chat/lobby?x=1`);
+      await waitFor(() => urls.length === 1);
+      expect(urls).to.deep.equal([`${upstream.url}/rooms/lobby?x=1`]);
+      client.ws.close();
+      await client.closed;
+    });
+
+    it('addTransforms() runs stages after the configured ones, on connections opened after it, until removed', async () => {
+      const upstream = await echoUpstream();
+      const seen: string[] = [];
+      const { server, url } = await listening({
+        target: upstream.url,
+        transforms: { client: () => [map((frame) => ({ ...frame, payload: Buffer.from(`${frame.payload}+configured`) }))] },
+      });
+      const before = await wsClient(url);
+      const remove = server.addTransforms({
+        client: (ctx) => [map((frame) => {
+          seen.push(`${ctx.role}:${frame.payload}`);
+          return frame;
+        })],
+      });
+      before.ws.send('old');
+      await before.waitMessages(1);
+      const after = await wsClient(url);
+      after.ws.send('new');
+      await after.waitMessages(1);
+      expect(after.messages).to.deep.equal(['new+configured']);
+      expect(seen).to.deep.equal(['client:new+configured']);
+      remove();
+      const last = await wsClient(url);
+      last.ws.send('gone');
+      await last.waitMessages(1);
+      expect(seen).to.have.length(1);
+      expect(() => server.addTransforms({ client: [] as never })).to.throw(TypeError, 'transforms.client must be a function');
+      for (const client of [before, after, last]) client.ws.close();
+      await Promise.all([before.closed, after.closed, last.closed]);
+    });
+
     it('a listener that throws is logged and crashes nothing', async () => {
       const upstream = await echoUpstream();
       const logger = recordingLogger();

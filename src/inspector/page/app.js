@@ -1,0 +1,179 @@
+// @ts-check
+/**
+ * The inspector page: wires the live channel into the store and the store into the views.
+ */
+import { fetchMessages, openEvents } from './api.js';
+import { Actions, compile } from './actions.js';
+import { ConnectionList } from './connections.js';
+import { Detail } from './detail.js';
+import { MAX_ROWS, Store } from './store.js';
+import { MessageTable } from './table.js';
+
+/** @typedef {import('./api.js').MessageRow} MessageRow */
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** Rows asked for per request (the server answers at most 1000). */
+const PAGE_ROWS = 1000;
+
+const store = new Store();
+/** @type {string | null} */
+let selected = null;
+
+const statusLine = $('action-status');
+/** @param {string} message @param {boolean} [isError] */
+function report(message, isError = false) {
+  statusLine.textContent = message;
+  statusLine.classList.toggle('error', isError);
+}
+
+const detail = new Detail(report);
+const table = new MessageTable(
+  {
+    viewport: $('messages'),
+    follow: /** @type {HTMLInputElement} */ ($('follow')),
+    pending: $('pending'),
+    count: $('row-count'),
+  },
+  (row) => {
+    if (row === null || selected === null) detail.hide();
+    else void detail.show(selected, row);
+  },
+);
+const actions = new Actions(() => selected, report);
+const connections = new ConnectionList($('connections'), $('connections-empty'), selectConnection);
+
+/**
+ * Shows a connection: its rows so far (those the server still has, merged with those received
+ * live), its controls and downloads.
+ * @param {string | null} id
+ */
+function selectConnection(id) {
+  if (id === selected) return;
+  selected = id;
+  connections.select(id);
+  detail.hide();
+  const info = id === null ? undefined : store.connections.get(id);
+  actions.setConnection(id, info !== undefined && info.closed === null);
+  table.setSource(id === null ? [] : store.rowsOf(id));
+  if (id !== null) void backfill(id);
+}
+
+/**
+ * Fetches the rows the server still holds for a connection (those before the page opened, or
+ * sent while the live channel was reconnecting), a page at a time, oldest first.
+ * @param {string} id
+ */
+async function backfill(id) {
+  let after = 0;
+  for (let total = 0; total < MAX_ROWS; ) {
+    let rows;
+    try {
+      rows = await fetchMessages(id, after, PAGE_ROWS);
+    } catch (err) {
+      report(`Could not load the messages: ${/** @type {Error} */ (err).message}`, true);
+      return;
+    }
+    if (!store.connections.has(id)) return;
+    addRows(id, rows);
+    if (rows.length < PAGE_ROWS) return;
+    total += rows.length;
+    after = rows[rows.length - 1].seq;
+  }
+}
+
+/**
+ * @param {string} id
+ * @param {MessageRow[]} rows
+ */
+function addRows(id, rows) {
+  const { added, inserted, trimmedBelow } = store.addRows(id, rows);
+  if (id !== selected) return;
+  if (inserted > 0) table.setSource(store.rowsOf(id), true);
+  else table.appended(added);
+  if (trimmedBelow > 0) table.trimmed(trimmedBelow);
+}
+
+/** Selects the first connection when none is selected. */
+function selectDefault() {
+  if (selected !== null && store.connections.has(selected)) return;
+  const first = store.connections.keys().next();
+  selectConnection(first.done === true ? null : first.value);
+}
+
+openEvents({
+  hello(hello) {
+    store.reset(hello);
+    connections.sync(store.connections.values());
+    actions.renderBreakpoints(store.breakpoints);
+    actions.renderHeld(store.held.values());
+    if (selected !== null && store.connections.has(selected)) void backfill(selected);
+    selectDefault();
+  },
+  open(info) {
+    store.upsertConnection(info);
+    connections.sync(store.connections.values());
+    selectDefault();
+  },
+  message(row) {
+    addRows(row.connection, [row]);
+  },
+  stats(stats) {
+    if (!store.updateStats(stats)) return;
+    const info = store.connections.get(stats.id);
+    if (info !== undefined) connections.update(info);
+  },
+  close(info) {
+    store.upsertConnection(info);
+    connections.sync(store.connections.values());
+    if (info.id === selected) actions.setConnection(info.id, false);
+  },
+  held(h) {
+    store.addHeld(h);
+    actions.renderHeld(store.held.values());
+  },
+  resolved(r) {
+    store.resolveHeld(r.id);
+    actions.renderHeld(store.held.values());
+  },
+  breakpoints(list) {
+    store.setBreakpoints(list);
+    actions.renderBreakpoints(list);
+  },
+  status(state) {
+    const el = $('status');
+    el.textContent = state === 'open' ? 'live' : state === 'reconnecting' ? 'reconnecting…' : 'disconnected: reload the page (is the token right?)';
+    el.classList.toggle('live', state === 'open');
+  },
+});
+
+// Filters.
+const filterFrom = /** @type {HTMLSelectElement} */ ($('filter-from'));
+const filterType = /** @type {HTMLSelectElement} */ ($('filter-type'));
+const filterText = /** @type {HTMLInputElement} */ ($('filter-text'));
+function applyFilter() {
+  const re = filterText.value === '' ? null : compile(filterText.value, '');
+  // An invalid regex filters nothing, and says so on the input rather than hiding every row.
+  const invalid = re instanceof Error;
+  filterText.classList.toggle('invalid', invalid);
+  filterText.setAttribute('aria-invalid', String(invalid));
+  filterText.title = invalid ? re.message : '';
+  table.setFilter({ from: filterFrom.value, type: filterType.value, regex: invalid ? null : re });
+}
+filterFrom.addEventListener('change', applyFilter);
+filterType.addEventListener('change', applyFilter);
+filterText.addEventListener('input', applyFilter);
+
+// Pause.
+const pause = $('pause');
+pause.addEventListener('click', () => {
+  const paused = !table.paused;
+  table.setPaused(paused);
+  pause.setAttribute('aria-pressed', String(paused));
+  pause.textContent = paused ? 'Resume' : 'Pause';
+});
+
+setInterval(() => {
+  connections.tick();
+  actions.tickHeld();
+}, 1000);

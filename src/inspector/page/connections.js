@@ -1,0 +1,138 @@
+// @ts-check
+/**
+ * The connection list: route, client, upstream, age, frames and bytes each way, close codes. One
+ * element per connection, updated in place (a click never lands on a replaced element).
+ */
+import { formatSize } from './table.js';
+
+/** @typedef {import('./api.js').ConnectionInfo} ConnectionInfo */
+
+/** @param {number} ms */
+export function formatAge(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
+
+/** @param {string} className @param {string} text */
+function span(className, text) {
+  const el = document.createElement('span');
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+export class ConnectionList {
+  /**
+   * @param {HTMLElement} list - `#connections`
+   * @param {HTMLElement} empty - shown when there is none
+   * @param {(id: string) => void} onSelect
+   */
+  constructor(list, empty, onSelect) {
+    this.list = list;
+    this.empty = empty;
+    this.onSelect = onSelect;
+    /** @type {Map<string, HTMLLIElement>} */
+    this.items = new Map();
+    /** @type {string | null} */
+    this.selected = null;
+    list.setAttribute('role', 'listbox');
+    list.addEventListener('click', (e) => {
+      const li = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('li[data-id]'));
+      if (li !== null) onSelect(li.dataset.id ?? '');
+    });
+    list.addEventListener('keydown', (e) => this.onKey(e));
+  }
+
+  /** @param {KeyboardEvent} e */
+  onKey(e) {
+    const li = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('li[data-id]'));
+    if (li === null) return;
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      this.onSelect(li.dataset.id ?? '');
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      const next = /** @type {HTMLElement | null} */ (e.key === 'ArrowDown' ? li.nextElementSibling : li.previousElementSibling);
+      next?.focus();
+    }
+  }
+
+  /**
+   * Shows exactly these connections, in this order.
+   * @param {Iterable<ConnectionInfo>} connections
+   */
+  sync(connections) {
+    const seen = new Set();
+    for (const c of connections) {
+      seen.add(c.id);
+      this.update(c);
+    }
+    for (const [id, li] of this.items) {
+      if (!seen.has(id)) {
+        li.remove();
+        this.items.delete(id);
+      }
+    }
+    this.empty.hidden = this.items.size > 0;
+  }
+
+  /** @param {string} id */
+  remove(id) {
+    this.items.get(id)?.remove();
+    this.items.delete(id);
+    this.empty.hidden = this.items.size > 0;
+  }
+
+  /** @param {ConnectionInfo} c */
+  update(c) {
+    let li = this.items.get(c.id);
+    if (li === undefined) {
+      li = document.createElement('li');
+      li.dataset.id = c.id;
+      li.tabIndex = 0;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(c.id === this.selected));
+      this.items.set(c.id, li);
+      this.list.append(li);
+      this.empty.hidden = true;
+    }
+    li.classList.toggle('closed', c.closed !== null);
+    li.dataset.opened = String(c.opened);
+    li.dataset.closed = c.closed === null ? '' : String(c.closed);
+    const codes = c.closed === null && c.closeCodes.client === null && c.closeCodes.upstream === null
+      ? ''
+      : `close ${c.closeCodes.client ?? '–'}/${c.closeCodes.upstream ?? '–'}`;
+    li.replaceChildren(
+      span('route', c.route ?? '(no route)'),
+      span('state', c.closed === null ? 'open' : 'closed'),
+      span('peers', `${c.clientAddress ?? '?'} ⇄ ${c.upstreamUrl ?? '?'}`),
+      span('age', this.age(li)),
+      span('counts', `↑ ${c.fromClient.frames} (${formatSize(c.fromClient.bytes)}) ↓ ${c.fromUpstream.frames} (${formatSize(c.fromUpstream.bytes)})`),
+      span('codes', codes),
+    );
+    li.title = `${c.id}: client ${c.clientAddress ?? '?'}, upstream ${c.upstreamUrl ?? '?'}; ↑ from client, ↓ from upstream; close codes client/upstream`;
+  }
+
+  /** @param {HTMLElement} li */
+  age(li) {
+    const opened = Number(li.dataset.opened);
+    const closed = li.dataset.closed === '' ? Date.now() : Number(li.dataset.closed);
+    return formatAge(closed - opened);
+  }
+
+  /** Refreshes the ages (once a second). */
+  tick() {
+    for (const li of this.items.values()) {
+      const el = li.querySelector('.age');
+      if (el !== null && li.dataset.closed === '') el.textContent = this.age(li);
+    }
+  }
+
+  /** @param {string | null} id */
+  select(id) {
+    this.selected = id;
+    for (const [key, li] of this.items) li.setAttribute('aria-selected', String(key === id));
+  }
+}

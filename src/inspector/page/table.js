@@ -1,0 +1,345 @@
+// @ts-check
+/**
+ * The message table: virtualised (fixed row height; only the rows in view, plus a few either side,
+ * are in the DOM, so 5000 rows cost what 50 do), with follow-tail and pause.
+ *
+ * Follow-tail never moves the list under the user (mitmproxy #4662): scrolling up turns it off,
+ * and while it is off new rows only grow the list below the rows in view. Rows trimmed at the top
+ * shift the scroll position by as much, so what is in view stays in view. Scrolling back to the
+ * bottom turns it on again, as in the browsers' own consoles.
+ */
+import { lowerBound } from './store.js';
+
+/** @typedef {import('./store.js').Row} Row */
+/** @typedef {{ from: string, type: string, regex: RegExp | null }} Filter */
+
+/** Row height in px: the virtualisation's arithmetic depends on every row having it. */
+export const ROW_HEIGHT = 24;
+/** Rows rendered above and below the visible ones, so a fast scroll shows no blank. */
+const OVERSCAN = 10;
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+
+/** @param {number} t - epoch ms */
+export function formatTime(t) {
+  return `${timeFormat.format(t)}.${String(Math.floor(t % 1000)).padStart(3, '0')}`;
+}
+
+/** @param {number} n - bytes */
+export function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * Whether a row passes a filter.
+ * @param {Row} row
+ * @param {Filter} f
+ */
+export function matches(row, f) {
+  if (f.from !== 'all' && row.from !== f.from) return false;
+  if (f.type !== 'all' && row.kind !== f.type) return false;
+  if (f.regex !== null) {
+    f.regex.lastIndex = 0;
+    if (!f.regex.test(row.preview)) return false;
+  }
+  return true;
+}
+
+/**
+ * @param {string} name
+ * @param {string} text
+ * @param {string} [title]
+ */
+function cell(name, text, title) {
+  const span = document.createElement('span');
+  span.className = `cell ${name}`;
+  span.setAttribute('role', 'gridcell');
+  span.textContent = text;
+  if (title !== undefined) span.title = title;
+  return span;
+}
+
+/** @param {Row} row */
+function rowElement(row) {
+  const el = document.createElement('div');
+  el.className = `row from-${row.from}`;
+  el.id = `row-${row.seq}`;
+  el.dataset.seq = String(row.seq);
+  el.setAttribute('role', 'row');
+  el.style.height = `${ROW_HEIGHT}px`;
+  const arrow = row.from === 'client' ? '→' : '←';
+  let type = row.type;
+  if (!row.fin) type += ' …';
+  const t = cell('type', type);
+  if (row.injected === true) t.append(badge('sent', 'sent from the inspector'));
+  if (row.edited === true) t.append(badge('edited', 'edited at a breakpoint'));
+  const preview = row.type === 'close' && row.code !== undefined ? `${row.code} ${row.preview}` : row.preview;
+  el.append(
+    cell('time', formatTime(row.time), new Date(row.time).toISOString()),
+    cell('arrow', arrow, row.from === 'client' ? 'client → upstream' : 'upstream → client'),
+    t,
+    cell('size', formatSize(row.size), `${row.size} bytes`),
+    cell('preview', preview),
+  );
+  return el;
+}
+
+/** @param {string} text @param {string} title */
+function badge(text, title) {
+  const b = document.createElement('span');
+  b.className = 'badge';
+  b.textContent = text;
+  b.title = title;
+  return b;
+}
+
+export class MessageTable {
+  /**
+   * @param {object} els
+   * @param {HTMLElement} els.viewport - the scrolling element (`#messages`)
+   * @param {HTMLInputElement} els.follow - the follow checkbox
+   * @param {HTMLElement} els.pending - where the paused count shows
+   * @param {HTMLElement} els.count - where "n rows" shows
+   * @param {(row: Row | null) => void} onSelect
+   */
+  constructor(els, onSelect) {
+    this.viewport = els.viewport;
+    this.followBox = els.follow;
+    this.pendingEl = els.pending;
+    this.countEl = els.count;
+    this.onSelect = onSelect;
+    this.spacer = /** @type {HTMLElement} */ (this.viewport.querySelector('.spacer'));
+    /** @type {Row[]} all rows of the connection (the store's array) */
+    this.source = [];
+    /** @type {Row[]} the rows shown: filtered, and up to the pause point */
+    this.view = [];
+    /** @type {Filter} */
+    this.filter = { from: 'all', type: 'all', regex: null };
+    /** Rows after this seq are not shown while paused. @type {number | null} */
+    this.frozenAt = null;
+    this.pending = 0;
+    /** @type {number | null} */
+    this.selectedSeq = null;
+    /** @type {Map<number, HTMLElement>} rendered rows by seq */
+    this.rendered = new Map();
+    /** The scrollTop the table set last: a scroll event elsewhere comes from the user. */
+    this.ownScrollTop = -1;
+    this.scheduled = false;
+
+    this.viewport.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    this.viewport.addEventListener('click', (e) => {
+      const el = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('[data-seq]'));
+      if (el !== null) this.select(Number(el.dataset.seq));
+    });
+    this.viewport.addEventListener('keydown', (e) => this.onKey(e));
+    this.followBox.addEventListener('change', () => {
+      if (this.followBox.checked) this.schedule();
+    });
+    new ResizeObserver(() => this.schedule()).observe(this.viewport);
+  }
+
+  get following() {
+    return this.followBox.checked;
+  }
+
+  get paused() {
+    return this.frozenAt !== null;
+  }
+
+  /**
+   * Shows another connection's rows (or the same ones after a change the view cannot follow
+   * incrementally). Keeps the selection if the row is still there.
+   * @param {Row[]} rows - the store's array for the connection
+   * @param {boolean} [sameConnection]
+   */
+  setSource(rows, sameConnection = false) {
+    this.source = rows;
+    if (!sameConnection) {
+      this.selectedSeq = null;
+      if (this.paused) this.frozenAt = rows.length === 0 ? 0 : rows[rows.length - 1].seq;
+      for (const el of this.rendered.values()) el.remove();
+      this.rendered.clear();
+      this.viewport.scrollTop = 0;
+    }
+    this.rebuild();
+  }
+
+  /** Recomputes the view from the source, the filter and the pause point. */
+  rebuild() {
+    const limit = this.frozenAt ?? Infinity;
+    this.view = [];
+    this.pending = 0;
+    for (const row of this.source) {
+      if (!matches(row, this.filter)) continue;
+      if (row.seq <= limit) this.view.push(row);
+      else this.pending++;
+    }
+    // render() takes out of the DOM the rows no longer in the view's visible range.
+    this.schedule();
+  }
+
+  /** @param {number} seq @returns {Row | undefined} */
+  rowBySeq(seq) {
+    const i = lowerBound(this.source, seq);
+    return this.source[i]?.seq === seq ? this.source[i] : undefined;
+  }
+
+  /**
+   * Rows that arrived at the tail of the source.
+   * @param {Row[]} rows
+   */
+  appended(rows) {
+    for (const row of rows) {
+      if (!matches(row, this.filter)) continue;
+      if (this.paused) this.pending++;
+      else this.view.push(row);
+    }
+    this.schedule();
+  }
+
+  /**
+   * The source dropped its rows below `seq`: so does the view, keeping the rows in view in place.
+   * @param {number} seq
+   */
+  trimmed(seq) {
+    const n = lowerBound(this.view, seq);
+    if (n === 0) return;
+    this.view.splice(0, n);
+    for (const [s, el] of this.rendered) {
+      if (s < seq) {
+        el.remove();
+        this.rendered.delete(s);
+      }
+    }
+    if (!this.following || this.paused) this.scrollTo(Math.max(0, this.viewport.scrollTop - n * ROW_HEIGHT));
+    this.schedule();
+  }
+
+  /** @param {Filter} filter */
+  setFilter(filter) {
+    this.filter = filter;
+    this.rebuild();
+  }
+
+  /** @param {boolean} paused */
+  setPaused(paused) {
+    if (paused === this.paused) return;
+    if (paused) {
+      // Everything received so far counts as seen, filtered out or not.
+      this.frozenAt = this.source.length === 0 ? 0 : this.source[this.source.length - 1].seq;
+      this.pending = 0;
+      this.schedule();
+    } else {
+      this.frozenAt = null;
+      this.rebuild();
+    }
+  }
+
+  /** @param {number | null} seq */
+  select(seq) {
+    this.selectedSeq = seq;
+    const row = seq === null ? null : this.rowBySeq(seq) ?? null;
+    for (const [s, el] of this.rendered) el.setAttribute('aria-selected', String(s === seq));
+    if (seq !== null && this.rendered.has(seq)) this.viewport.setAttribute('aria-activedescendant', `row-${seq}`);
+    else this.viewport.removeAttribute('aria-activedescendant');
+    this.onSelect(row);
+  }
+
+  /** @param {KeyboardEvent} e */
+  onKey(e) {
+    if (this.view.length === 0) return;
+    const page = Math.max(1, Math.floor(this.viewport.clientHeight / ROW_HEIGHT) - 1);
+    const current = this.selectedSeq === null ? -1 : lowerBound(this.view, this.selectedSeq);
+    /** @type {number} */
+    let next;
+    switch (e.key) {
+      case 'ArrowDown': next = current + 1; break;
+      case 'ArrowUp': next = current < 0 ? this.view.length - 1 : current - 1; break;
+      case 'PageDown': next = current + page; break;
+      case 'PageUp': next = current - page; break;
+      case 'Home': next = 0; break;
+      case 'End': next = this.view.length - 1; break;
+      case 'Escape': this.select(null); return;
+      default: return;
+    }
+    e.preventDefault();
+    next = Math.min(this.view.length - 1, Math.max(0, next));
+    // Moving off the last row means looking at something: follow-tail would take it away.
+    if (next !== this.view.length - 1 && this.following) this.followBox.checked = false;
+    this.scrollIntoView(next);
+    this.render();
+    this.select(this.view[next].seq);
+  }
+
+  /** @param {number} index */
+  scrollIntoView(index) {
+    const top = index * ROW_HEIGHT;
+    const vp = this.viewport;
+    if (top < vp.scrollTop) this.scrollTo(top);
+    else if (top + ROW_HEIGHT > vp.scrollTop + vp.clientHeight) this.scrollTo(top + ROW_HEIGHT - vp.clientHeight);
+  }
+
+  /** @param {number} top */
+  scrollTo(top) {
+    this.viewport.scrollTop = top;
+    this.ownScrollTop = this.viewport.scrollTop;
+  }
+
+  onScroll() {
+    const vp = this.viewport;
+    const user = Math.abs(vp.scrollTop - this.ownScrollTop) >= 1;
+    if (user && !this.paused) {
+      const atBottom = vp.scrollTop + vp.clientHeight >= vp.scrollHeight - ROW_HEIGHT / 2;
+      if (this.followBox.checked !== atBottom) this.followBox.checked = atBottom;
+    }
+    this.schedule();
+  }
+
+  /** Renders at the next frame, once however many rows arrived meanwhile. */
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  render() {
+    const vp = this.viewport;
+    const total = this.view.length;
+    this.spacer.style.height = `${total * ROW_HEIGHT}px`;
+    vp.setAttribute('aria-rowcount', String(total));
+    if (this.following && !this.paused) this.scrollTo(Math.max(0, total * ROW_HEIGHT - vp.clientHeight));
+
+    const first = Math.max(0, Math.floor(vp.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(total, Math.ceil((vp.scrollTop + vp.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    const keep = new Set();
+    for (let i = first; i < last; i++) {
+      const row = this.view[i];
+      keep.add(row.seq);
+      let el = this.rendered.get(row.seq);
+      if (el === undefined) {
+        el = rowElement(row);
+        el.setAttribute('aria-selected', String(row.seq === this.selectedSeq));
+        this.rendered.set(row.seq, el);
+        this.spacer.append(el);
+      }
+      el.style.transform = `translateY(${i * ROW_HEIGHT}px)`;
+      el.setAttribute('aria-rowindex', String(i + 1));
+    }
+    // Rows that scrolled out of range leave the DOM (elements in range are kept, not recreated:
+    // a click between mousedown and mouseup still lands on the same element).
+    for (const [seq, el] of this.rendered) {
+      if (!keep.has(seq)) {
+        el.remove();
+        this.rendered.delete(seq);
+      }
+    }
+    this.pendingEl.hidden = !this.paused;
+    this.pendingEl.textContent = `${this.pending} new`;
+    this.countEl.textContent = `${total} row${total === 1 ? '' : 's'}`;
+  }
+}
