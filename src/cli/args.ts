@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import { parseArgs } from 'node:util';
+import { isLoopback } from '../inspector/options.js';
 import type { ProxyServerOptions } from '../server/options.js';
 
 /** A bad command line (or config file, TLS file, server option): printed as one line, exit code 2. */
@@ -80,6 +81,18 @@ export interface CliOptions {
   logPayloads: boolean;
   /** `--workers`. @defaultValue 1 (no cluster) */
   workers: number;
+  /** `--record`: the directory of the per-connection recordings. @defaultValue none (no recording) */
+  record: string | undefined;
+  /** `--record-max-bytes`: most bytes of one recording file. @defaultValue no bound */
+  recordMaxBytes: number | undefined;
+  /** `--inspect`: where to serve the inspector page. @defaultValue none (no inspector) */
+  inspect: HostPort | undefined;
+  /**
+   * `--inspect-token` (or the `WSP_INSPECT_TOKEN` environment variable, which `ps` does not show):
+   * the token the inspector asks for; required on an address that is not loopback.
+   * @defaultValue none
+   */
+  inspectToken: string | undefined;
 }
 
 /** Default `--listen`. */
@@ -90,6 +103,9 @@ export const DEFAULT_DRAIN_TIMEOUT = 10_000;
 
 /** Most payload bytes of a frame record with `--log-payloads`. */
 export const PAYLOAD_LOG_BYTES = 256;
+
+/** Smallest `--record-max-bytes`: room for a header and a frame line (the `record()` stage's minimum). */
+export const MIN_RECORD_MAX_BYTES = 1024;
 
 /** Most `--workers`: more processes than this on one port is a typo, not a plan. */
 export const MAX_WORKERS = 1024;
@@ -124,6 +140,10 @@ const FLAGS = {
   'log-frames': { type: 'boolean' },
   'log-payloads': { type: 'boolean' },
   workers: { type: 'string' },
+  record: { type: 'string' },
+  'record-max-bytes': { type: 'string' },
+  inspect: { type: 'string' },
+  'inspect-token': { type: 'string' },
 } as const;
 
 function parseFlags(argv: readonly string[]) {
@@ -161,10 +181,11 @@ export const FLAG_OF_OPTION: Readonly<Record<string, string>> = Object.freeze({
  *
  * @param argv - the arguments after the script
  * @param isTTY - whether stdout is a terminal (the default log format)
+ * @param env - the environment (`WSP_INSPECT_TOKEN`)
  * @returns the options
  * @throws UsageError naming the flag and what is wrong, e.g. `--listen: expected host:port, got "x"`
  */
-export function parseCli(argv: readonly string[], isTTY = false): CliOptions {
+export function parseCli(argv: readonly string[], isTTY = false, env: Readonly<Record<string, string | undefined>> = process.env): CliOptions {
   let parsed: ReturnType<typeof parseFlags>;
   try {
     parsed = parseFlags(argv);
@@ -195,7 +216,16 @@ export function parseCli(argv: readonly string[], isTTY = false): CliOptions {
     logFrames: values['log-frames'] === true || values['log-payloads'] === true,
     logPayloads: values['log-payloads'] === true,
     workers: values.workers === undefined ? 1 : count('--workers', values.workers, MAX_WORKERS),
+    record: nonEmpty('--record', values.record),
+    recordMaxBytes: values['record-max-bytes'] === undefined ? undefined : recordMaxBytes(values['record-max-bytes']),
+    inspect: values.inspect === undefined ? undefined : hostPort('--inspect', values.inspect),
+    inspectToken: nonEmpty('--inspect-token', values['inspect-token']) ?? nonEmpty('WSP_INSPECT_TOKEN', env.WSP_INSPECT_TOKEN),
   };
+  if (values['inspect-token'] !== undefined && options.inspect === undefined) throw new UsageError('--inspect-token needs --inspect HOST:PORT');
+  checkInspect(options);
+  if (options.recordMaxBytes !== undefined && options.record === undefined) {
+    throw new UsageError('--record-max-bytes needs --record DIR');
+  }
   if (options.upstream !== undefined && options.routes.length > 0) {
     throw new UsageError('--upstream and --route are exclusive: give one upstream, or routes');
   }
@@ -275,6 +305,19 @@ function hostPort(flag: string, value: string): HostPort {
   return { host, port: Number(portText) };
 }
 
+/** `--inspect` needs one process, its own address, and a token off loopback. */
+function checkInspect(options: CliOptions): void {
+  const { inspect, listen } = options;
+  if (inspect === undefined) return;
+  if (options.workers > 1) throw new UsageError('--inspect: shows one process\'s connections; it cannot be used with --workers');
+  if (inspect.port !== 0 && inspect.port === listen.port && inspect.host === listen.host) {
+    throw new UsageError(`--inspect: must differ from --listen, both are ${formatHostPort(listen)}`);
+  }
+  if (!isLoopback(inspect.host) && options.inspectToken === undefined) {
+    throw new UsageError(`--inspect: ${inspect.host} is not a loopback address: give --inspect-token (or WSP_INSPECT_TOKEN)`);
+  }
+}
+
 /** `PATH=URL`, the path starting with "/"; the URL is checked by the server. */
 function route(value: string): CliRoute {
   const equals = value.indexOf('=');
@@ -332,6 +375,13 @@ function size(flag: string, text: string): number {
   if (!(bytes >= 1) || bytes > Number.MAX_SAFE_INTEGER) {
     throw new UsageError(`${flag}: expected a size in bytes (an integer >= 1, or with K, M or G: 64K, 1M), got ${JSON.stringify(text)}`);
   }
+  return bytes;
+}
+
+/** `--record-max-bytes`: a size of at least {@link MIN_RECORD_MAX_BYTES}. */
+function recordMaxBytes(text: string): number {
+  const bytes = size('--record-max-bytes', text);
+  if (bytes < MIN_RECORD_MAX_BYTES) throw new UsageError(`--record-max-bytes: expected at least ${MIN_RECORD_MAX_BYTES} bytes, got ${JSON.stringify(text)}`);
   return bytes;
 }
 

@@ -6,6 +6,8 @@
  * @packageDocumentation
  */
 import type { Logger } from 'pino';
+import type { Inspector } from '../inspector/index.js';
+import type { ProxyServer } from '../server/proxy-server.js';
 import { type CliOptions, formatHostPort } from './args.js';
 import { type PrimaryMessage, type WorkerMessage, isMessage } from './cluster.js';
 import { loadConfig } from './config.js';
@@ -13,6 +15,7 @@ import type { EchoUpstream } from './echo-upstream.js';
 import { logServerEvents } from './events.js';
 import { type MetricsEndpoint, answerHealth, loadPromClient, processRegistry, serveMetrics } from './metrics.js';
 import { createServerFromCli, describeRoutes, needsEcho, readTls, serverOptions } from './server-options.js';
+import { prepareRecordDir } from './record.js';
 import { onStopSignals } from './signals.js';
 
 /**
@@ -40,6 +43,7 @@ export async function serve(cli: CliOptions, logger: Logger, worker: boolean): P
   const file = cli.config === undefined ? {} : await loadConfig(cli.config);
   const tls = cli.tls === undefined ? undefined : await readTls(cli.tls);
   const prom = cli.metrics === undefined ? undefined : await loadPromClient();
+  if (cli.record !== undefined) await prepareRecordDir(cli.record);
   const echo = needsEcho(cli, file) ? await startEcho() : undefined;
   const registry = prom === undefined ? undefined : processRegistry(prom, worker);
   const options = serverOptions(cli, file, { logger, echoUrl: echo?.url, tls, registry });
@@ -60,12 +64,13 @@ export async function serve(cli: CliOptions, logger: Logger, worker: boolean): P
     throw new Error(`cannot listen on ${formatHostPort(cli.listen)}: ${err.message}`);
   });
   const url = `${options.tls === undefined ? 'ws' : 'wss'}://${formatHostPort({ host: address.address, port: address.port })}`;
+  const page = cli.inspect === undefined ? undefined : await startInspector(server, cli);
   const routes = describeRoutes(options);
   if (worker) {
     logger.info({ url, routes }, 'worker ready');
     send({ type: 'wsp:ready', url, routes });
   } else {
-    logger.info({ url, routes, metrics: endpoint?.url }, 'listening');
+    logger.info({ url, routes, metrics: endpoint?.url, inspector: page?.shown }, 'listening');
     if (echo !== undefined) logger.info({ command: tryItCommand(url) }, 'try it');
   }
 
@@ -83,9 +88,24 @@ export async function serve(cli: CliOptions, logger: Logger, worker: boolean): P
   async function drain(signal: string): Promise<void> {
     logger.info({ signal, timeout: cli.drainTimeout, connections: server.connections.length }, 'draining');
     const result = await server.close({ timeout: cli.drainTimeout, code: 1001 });
-    await Promise.all([echo?.close(), endpoint?.close()]);
+    await Promise.all([echo?.close(), endpoint?.close(), page?.inspector.close()]);
     logger.info({ ...result }, 'drained');
   }
+}
+
+/**
+ * Starts the inspector page on the server; its modules are loaded only now. The URL logged leaves
+ * the token out: logs travel further than a terminal.
+ */
+async function startInspector(server: ProxyServer, cli: CliOptions): Promise<{ inspector: Inspector; shown: string }> {
+  const { inspector } = await import('../inspector/index.js');
+  const { host, port } = cli.inspect!;
+  const running = await inspector({ server, host, port, ...(cli.inspectToken === undefined ? {} : { token: cli.inspectToken }) }).catch((err: Error) => {
+    throw new Error(`cannot serve the inspector on ${formatHostPort(cli.inspect!)}: ${err.message}`);
+  });
+  // The page's URL, with the token's value left out.
+  const shown = cli.inspectToken === undefined ? running.url : running.url.replace(/\?token=.*$/, '?token=...');
+  return { inspector: running, shown };
 }
 
 /** Starts the echo upstream; its module (and `ws`'s server) is loaded only now. */

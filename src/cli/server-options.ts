@@ -16,6 +16,7 @@ import type { MetricsRegistry } from '../transforms/metrics.js';
 import { type CliOptions, FLAG_OF_OPTION, UsageError } from './args.js';
 import { withFrameLog } from './events.js';
 import { proxyLogger } from './logging.js';
+import { withRecording } from './record.js';
 
 /** A certificate and key, read. */
 export interface TlsPair {
@@ -103,6 +104,7 @@ export function serverOptions(cli: CliOptions, file: ProxyServerOptions, additio
     options.tls = { ...fromFile, ...additions.tls };
   }
   if (cli.logFrames) options.transforms = withFrameLog(file.transforms, additions.logger, cli.logPayloads);
+  if (cli.record !== undefined) options.transforms = withRecording(options.transforms, cli.record, cli.recordMaxBytes);
   if (file.logger === undefined) options.logger = proxyLogger(additions.logger);
   if (additions.registry !== undefined) options.registry = additions.registry;
   return options;

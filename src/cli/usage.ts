@@ -44,6 +44,14 @@ Observability:
   --log-level LEVEL             trace, debug, info, warn, error, fatal or silent (default info)
   --log-frames                  log every frame (type, size, fin, close code)
   --log-payloads                also log payloads, cut to ${PAYLOAD_LOG_BYTES} bytes (implies --log-frames)
+  --record DIR                  record each connection's frames to DIR/<time>-<id>.jsonl (created if
+                                missing); see docs/recording.md
+  --record-max-bytes SIZE       most bytes of one recording file; recording stops there (default no
+                                limit; at least 1K)
+  --inspect HOST:PORT           serve the live inspector page there (see docs/inspector.md); not with
+                                --workers
+  --inspect-token TOKEN         token the inspector asks for (or env WSP_INSPECT_TOKEN); required when
+                                --inspect is not a loopback address
 
 Processes:
   --workers N                   N worker processes on one port (default 1: no cluster)

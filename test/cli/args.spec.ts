@@ -31,8 +31,33 @@ describe('cli/args', () => {
         logFrames: false,
         logPayloads: false,
         workers: 1,
+        record: undefined,
+        recordMaxBytes: undefined,
+        inspect: undefined,
+        inspectToken: undefined,
       });
       expect(parseCli([], true).log).to.equal('pretty');
+    });
+
+    it('reads --record DIR and --record-max-bytes as a size of at least 1K, only with --record', () => {
+      expect(parseCli(['--record', 'recs', '--record-max-bytes', '10M'])).to.include({ record: 'recs', recordMaxBytes: 10 * 1024 * 1024 });
+      expect(parseCli(['--record', 'recs']).recordMaxBytes).to.equal(undefined);
+      expect(() => parseCli(['--record-max-bytes', '1M'])).to.throw(UsageError, '--record-max-bytes needs --record DIR');
+      expect(() => parseCli(['--record', 'r', '--record-max-bytes', '100'])).to.throw(UsageError, '--record-max-bytes: expected at least 1024 bytes, got "100"');
+      expect(() => parseCli(['--record', 'r', '--record-max-bytes', 'lots'])).to.throw(UsageError, '--record-max-bytes: expected a size in bytes');
+      expect(() => parseCli(['--record', ''])).to.throw(UsageError, '--record: expected a value, got ""');
+    });
+
+    it('reads --inspect HOST:PORT and its token (flag, or WSP_INSPECT_TOKEN); a token off loopback, one process, its own address', () => {
+      expect(parseCli(['--inspect', '127.0.0.1:9229'], false, {})).to.deep.include({ inspect: { host: '127.0.0.1', port: 9229 }, inspectToken: undefined });
+      expect(parseCli(['--inspect', '0.0.0.0:9229', '--inspect-token', 's3cret'], false, {}).inspectToken).to.equal('s3cret');
+      expect(parseCli(['--inspect', '0.0.0.0:9229'], false, { WSP_INSPECT_TOKEN: 'from-env' }).inspectToken).to.equal('from-env');
+      expect(parseCli(['--inspect', '[::1]:0'], false, {}).inspect).to.deep.equal({ host: '::1', port: 0 });
+      expect(() => parseCli(['--inspect', '0.0.0.0:9229'], false, {})).to.throw(UsageError, '--inspect: 0.0.0.0 is not a loopback address: give --inspect-token (or WSP_INSPECT_TOKEN)');
+      expect(() => parseCli(['--inspect-token', 'x'], false, {})).to.throw(UsageError, '--inspect-token needs --inspect HOST:PORT');
+      expect(() => parseCli(['--inspect', '127.0.0.1:9229', '--workers', '2'], false, {})).to.throw(UsageError, 'cannot be used with --workers');
+      expect(() => parseCli(['--inspect', '127.0.0.1:9000'], false, {})).to.throw(UsageError, '--inspect: must differ from --listen, both are 127.0.0.1:9000');
+      expect(() => parseCli(['--inspect', 'nope'], false, {})).to.throw(UsageError, '--inspect: expected host:port, got "nope"');
     });
 
     it('reads --listen and --metrics as host:port, IPv6 in brackets, port 0 allowed', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { expect } from 'chai';
-import { TLS_CERT, TLS_KEY, connect, killLeftovers, namedUpstream, rawConnection, spawnCli, startCli } from './helpers.js';
+import { TLS_CERT, TLS_KEY, connect, get, killLeftovers, namedUpstream, rawConnection, spawnCli, startCli } from './helpers.js';
 
 describe('cli/serve', () => {
   afterEach(killLeftovers);
@@ -36,6 +36,27 @@ describe('cli/serve', () => {
     } finally {
       await Promise.all([chat.close(), api.close()]);
     }
+  });
+
+  it('--inspect serves the inspector on the proxy\'s connections; with a token the log leaves its value out, and the API wants it', async () => {
+    const cli = await startCli(['--inspect', '127.0.0.1:0', '--inspect-token', 's3cret']);
+    const shown = String(cli.listening.inspector);
+    expect(shown).to.match(/^http:\/\/127\.0\.0\.1:\d+\/\?token=\.\.\.$/);
+    const base = shown.replace(/\?token=\.\.\.$/, '');
+    const client = await connect(`${cli.url}/`);
+    expect(await client.ask('seen')).to.equal('seen');
+    expect((await get(`${base}api/connections`)).status).to.equal(401);
+    const listed = await get(`${base}api/connections?token=s3cret`);
+    expect(listed.status).to.equal(200);
+    const connections = JSON.parse(listed.body) as { fromClient: { frames: number } }[];
+    expect(connections).to.have.length(1);
+    expect(connections[0]!.fromClient.frames).to.be.at.least(1);
+    const page = await get(`${base}?token=s3cret`);
+    expect(page.status).to.equal(200);
+    expect(page.type).to.match(/^text\/html/);
+    client.ws.close();
+    await client.closed;
+    expect(await cli.stop()).to.equal(0);
   });
 
   it('--tls-cert and --tls-key: serves wss://', async () => {
