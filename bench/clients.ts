@@ -10,9 +10,10 @@ import WebSocket from 'ws';
  * @param onError - called for each error once the connection is open (a reset only ends it: its
  *   `'close'` still follows)
  */
-export function openClient(url: string, guardMs: number, onError: () => void): Promise<WebSocket> {
+export function openClient(url: string, guardMs: number, onError: () => void, deflate = false): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    // With `deflate`, permessage-deflate is offered with ws's defaults (context takeover, 15 bits).
+    const ws = new WebSocket(url, { perMessageDeflate: deflate });
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new Error('open timeout'));

@@ -19,6 +19,10 @@
  * (the proxy) and of the load process: on a shared machine that figure is steadier than the rates.
  *
  * Messages are binary (no UTF-8 validation on either side), `perMessageDeflate: false` everywhere.
+ * With `--deflate`, permessage-deflate instead on every hop: the upstream and the clients negotiate
+ * it (ws's defaults, threshold 0), each message is compressed, and its payload is compressible text
+ * (JSON-like, about 4:1); (c) then relays compressed frames untouched (pass-through), (d) inflates
+ * and deflates on each hop.
  * MB/s counts each echoed payload once (10^6 bytes), although it crosses the proxy twice.
  */
 import { fork } from 'node:child_process';
@@ -98,11 +102,23 @@ const MiB = 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Child: ws clients and the ws echo upstream.
 
+/** Whether this run uses permessage-deflate on every hop (`--deflate`). */
+const DEFLATE = process.argv.includes('--deflate');
+
+/** A payload of `size` bytes: random, or compressible JSON-like text with `--deflate`. */
+function makePayload(size: number): Buffer {
+  if (!DEFLATE) return randomBytes(size);
+  const words = ['"id"', '"user"', '"message"', '"ts"', '"room"', '"text"', 'true', 'null'];
+  let text = '';
+  while (text.length < size) text += `{${words[text.length % 7]}:${(text.length * 2654435761) % 99991},${words[(text.length >> 3) % 8]}:"${randomBytes(3).toString('hex')}"},`;
+  return Buffer.from(text.slice(0, size));
+}
+
 async function openClients(url: string, count: number, concurrency: number, onError: () => void): Promise<WebSocket[]> {
   const out: WebSocket[] = [];
   await pool(count, concurrency, async () => {
     try {
-      out.push(await openClient(url, 15_000, onError));
+      out.push(await openClient(url, 15_000, onError, DEFLATE));
     } catch {
       onError();
     }
@@ -115,7 +131,7 @@ async function closeClients(clients: WebSocket[]): Promise<void> {
 }
 
 async function runLoad(command: RunCommand): Promise<LoadResult> {
-  const payload = randomBytes(command.size);
+  const payload = makePayload(command.size);
   const cpuStart = process.cpuUsage();
   let errors = 0;
   let total = 0;
@@ -147,7 +163,7 @@ async function runLoad(command: RunCommand): Promise<LoadResult> {
     const send = (): void => {
       times.push(performance.now());
       outstanding++;
-      ws.send(payload, { binary: true, compress: false });
+      ws.send(payload, { binary: true, compress: DEFLATE });
     };
     ws.on('message', (data: Buffer) => {
       const now = performance.now();
@@ -196,11 +212,11 @@ async function childMain(): Promise<void> {
   const send = (message: ChildReply | ChildReady): void => {
     process.send!(message);
   };
-  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false, backlog: 1024 });
+  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: DEFLATE ? { threshold: 0 } : false, backlog: 1024 });
   await once(wss, 'listening');
   wss.on('connection', (ws) => {
     ws.on('error', () => {});
-    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary, compress: false }));
+    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary, compress: DEFLATE }));
   });
   let idle: WebSocket[] = [];
   // Without its parent (it failed, or was stopped), the load process has nothing left to do.
@@ -260,7 +276,9 @@ const HELP = `Usage: node dist/bench/proxy.js [options]
   --soak            run only the soak: connections echoing 64 B every 3-5 s, memory before/during/after
   --soak-connections N  connections of the soak, lowered to the open-files limit (default 10000)
   --soak-duration MS    length of the soak's exchange (default 60000)
-  --soak-rows LETTERS   rows of the soak, letters of bc (default bc)`;
+  --soak-rows LETTERS   rows of the soak, letters of bc (default bc)
+  --deflate         permessage-deflate on every hop, compressible payloads: (c) passes compressed
+                    frames through, (d) inflates and deflates per hop`;
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -273,6 +291,7 @@ function parseOptions(): Options {
       rows: { type: 'string', default: 'abcd' },
       scenarios: { type: 'string', default: 'small1,small32,large' },
       soak: { type: 'boolean', default: false },
+      deflate: { type: 'boolean', default: false },
       'soak-connections': { type: 'string', default: '10000' },
       'soak-duration': { type: 'string', default: '60000' },
       'soak-rows': { type: 'string', default: 'bc' },
@@ -408,7 +427,7 @@ function getGc(): () => void {
 
 /** `--soak`: the soak alone, in processes of its own (see bench/proxy-soak.ts). */
 async function soakMain(options: Options): Promise<void> {
-  console.log(`${machine()}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}`);
+  console.log(`${machine()}, bufferutil: ${hasNativeMask ? 'yes' : 'no'}${DEFLATE ? ', permessage-deflate on every hop (--deflate)' : ''}`);
   console.log(`load average before: ${loadAverage()}`);
   const lines = await runSoak({ connections: options.soakConnections, durationMs: options.soakDurationMs, rows: options.soakRows });
   console.log(`load average after: ${loadAverage()}\n`);
@@ -431,7 +450,7 @@ async function main(): Promise<void> {
     return scenario;
   });
 
-  const child = fork(fileURLToPath(import.meta.url), ['--load'], { execArgv: [], stdio: 'inherit' });
+  const child = fork(fileURLToPath(import.meta.url), ['--load', ...(DEFLATE ? ['--deflate'] : [])], { execArgv: [], stdio: 'inherit' });
   const pending = new Map<number, (reply: ChildReply) => void>();
   let nextId = 1;
   const upstreamPort = await new Promise<number>((resolve, reject) => {
