@@ -87,11 +87,14 @@ export {
   type ClientRequestCheck,
   type ValidClientRequest,
   type InvalidClientRequest,
+  type ValidateClientRequestOptions,
 } from './handshake/client.js';
 export {
   forwardedHeaders,
   type ForwardedHeaders,
   type ForwardedHeadersOptions,
+  DEFAULT_MAX_FORWARDED_HEADERS,
+  DEFAULT_MAX_FORWARDED_HEADER_BYTES,
 } from './handshake/headers.js';
 export {
   ProxyServer,

@@ -14,7 +14,7 @@ import {
   type PerMessageDeflateOption,
   resolvePerMessageDeflate,
 } from '../protocol/deflate.js';
-import { type DeflateAnswer, InvalidExtensionsError, answerDeflateOffers } from './extensions.js';
+import { type DeflateAnswer, InvalidExtensionsError, answerDeflateOffers, deflateOffers } from './extensions.js';
 import {
   HOP_BY_HOP_HEADERS,
   acceptKey,
@@ -47,6 +47,20 @@ export interface InvalidClientRequest {
 
 /** The outcome of {@link validateClientRequest}. */
 export type ClientRequestCheck = ValidClientRequest | InvalidClientRequest;
+
+/** Options of {@link validateClientRequest}. */
+export interface ValidateClientRequestOptions {
+  /**
+   * Whether the request will be answered with permessage-deflate (as `acceptClient`'s option of
+   * that name, truthy): its `Sec-WebSocket-Extensions` is then checked too, and one that cannot be
+   * parsed, or a permessage-deflate offer with an unknown, repeated or invalid parameter, is 400.
+   * Without it the header is not looked at (it is ignored when no extension is answered). A proxy
+   * that checks the request before contacting its upstream passes the setting it will answer with,
+   * so that such a request is refused before the upstream is bothered with it.
+   * @defaultValue false
+   */
+  perMessageDeflate?: PerMessageDeflateOption;
+}
 
 /** Options of {@link acceptClient}. */
 export interface AcceptClientOptions {
@@ -122,13 +136,17 @@ function invalid(reason: string): InvalidClientRequest {
  * Every defect gives 400, except an unsupported `Sec-WebSocket-Version`, which gives 426 with
  * `Sec-WebSocket-Version: 13` (section 4.2.2). A *missing* version gives 400: without it the request
  * is not a WebSocket handshake at all (section 4.2.1), whereas 426 answers a version the server does
- * not understand (sections 4.2.2 and 4.4). `Sec-WebSocket-Extensions` is not checked here (see
- * {@link acceptClient}) and `Origin` is not checked (that is the proxy's policy).
+ * not understand (sections 4.2.2 and 4.4). `Sec-WebSocket-Extensions` is checked only with
+ * `options.perMessageDeflate` (see {@link ValidateClientRequestOptions}) and `Origin` is not checked
+ * (that is the proxy's policy). Every check is linear in the header's length (no backtracking
+ * pattern sees a client's list), whatever the header holds (CVE-2021-32640 was a quadratic split of
+ * `Sec-WebSocket-Protocol` in ws).
  *
  * @param req - the request, e.g. from the HTTP server's `'upgrade'` event
+ * @param options - see {@link ValidateClientRequestOptions}
  * @returns `{ ok: true, key, protocols }` or `{ ok: false, statusCode, reason, headers? }`
  */
-export function validateClientRequest(req: IncomingMessage): ClientRequestCheck {
+export function validateClientRequest(req: IncomingMessage, options: ValidateClientRequestOptions = {}): ClientRequestCheck {
   const headers = req.headers;
   // Section 4.2.1, item 1: "An HTTP/1.1 or higher GET request".
   if (req.method !== 'GET') return invalid(`method ${req.method ?? '(none)'} is not GET`);
@@ -174,6 +192,14 @@ export function validateClientRequest(req: IncomingMessage): ClientRequestCheck 
   const protocols = parseTokenList(headers['sec-websocket-protocol']);
   if (protocols === null) return invalid('Sec-WebSocket-Protocol is not a list of tokens');
   if (new Set(protocols).size !== protocols.length) return invalid('Sec-WebSocket-Protocol lists a subprotocol twice');
+  if (options.perMessageDeflate !== undefined && options.perMessageDeflate !== false) {
+    try {
+      deflateOffers(headers['sec-websocket-extensions']);
+    } catch (err) {
+      if (!(err instanceof InvalidExtensionsError)) throw err;
+      return invalid(err.message);
+    }
+  }
   return { ok: true, key, protocols };
 }
 

@@ -169,6 +169,31 @@ function serverOptions(offer: WsParams, target: DeflateParameters): WsDeflateOpt
 }
 
 /**
+ * The permessage-deflate offers of a client's `Sec-WebSocket-Extensions`, checked as `ws` checks
+ * them: the header must parse, and each offer's parameters must be known, single and valid. ws's
+ * parser reads the header once, character by character: linear in its length, whatever it holds.
+ *
+ * @param header - the client's `Sec-WebSocket-Extensions` (several lines joined by ", ")
+ * @returns the offers, or undefined when the header is absent or blank or offers no permessage-deflate
+ * @throws {@link InvalidExtensionsError} for a header ws cannot parse or an offer with an unknown,
+ *   repeated or invalid parameter
+ */
+export function deflateOffers(header: string | undefined): WsParams[] | undefined {
+  if (header === undefined || header.trim() === '') return undefined;
+  const { PerMessageDeflate, extension } = wsDeflate();
+  try {
+    const offers = extension.parse(header)[EXTENSION];
+    if (offers === undefined) return undefined;
+    // A server instance with no options accepts any well-formed offer: this throws only for a
+    // malformed one (ws's normalizeParams).
+    new PerMessageDeflate({ isServer: true }).accept(copy(offers));
+    return offers;
+  } catch (err) {
+    throw new InvalidExtensionsError(describe(err));
+  }
+}
+
+/**
  * Answers a client's `Sec-WebSocket-Extensions` offers (as the server of the hop). Offers are
  * tried in the client's order of preference. With `match` (normally the upstream hop's
  * parameters), the first offer that can be answered so that both directions pass through (see
@@ -190,18 +215,9 @@ export function answerDeflateOffers(
   settings: ResolvedDeflateSettings,
   match?: DeflateParameters,
 ): DeflateAnswer | undefined {
-  if (header === undefined || header.trim() === '') return undefined;
+  const offers = deflateOffers(header);
+  if (offers === undefined) return undefined;
   const { PerMessageDeflate, extension } = wsDeflate();
-  let offers: WsParams[] | undefined;
-  try {
-    offers = extension.parse(header)[EXTENSION];
-    if (offers === undefined) return undefined;
-    // A server instance with no options accepts any well-formed offer: this throws only for a
-    // malformed one (ws's normalizeParams).
-    new PerMessageDeflate({ isServer: true }).accept(copy(offers));
-  } catch (err) {
-    throw new InvalidExtensionsError(describe(err));
-  }
   const attempt = (offer: WsParams, target: DeflateParameters): DeflateAnswer | undefined => {
     try {
       const accepted = new PerMessageDeflate(serverOptions(offer, target)).accept(copy([offer]));

@@ -140,7 +140,29 @@ export interface ForwardedHeadersOptions {
    * @defaultValue []
    */
   exclude?: readonly string[];
+  /**
+   * Most client headers forwarded (each value of a repeated header counts once; the proxy's own
+   * `X-Forwarded-*` do not count). Past it the rest are dropped and listed in
+   * {@link ForwardedHeaders.dropped}. It bounds what a client makes the proxy send its upstream: an
+   * upstream that keeps only so many headers (Node keeps 1000 by default) must still find the
+   * handshake's own.
+   * @defaultValue 100 ({@link DEFAULT_MAX_FORWARDED_HEADERS})
+   */
+  maxHeaders?: number;
+  /**
+   * Most bytes of client headers forwarded, counting each header's name, value and 4 bytes of
+   * framing (`": "` and CRLF) as they go on the wire. A header that would go past it is dropped
+   * (later, smaller ones may still fit) and listed in {@link ForwardedHeaders.dropped}.
+   * @defaultValue 8192 ({@link DEFAULT_MAX_FORWARDED_HEADER_BYTES})
+   */
+  maxHeaderBytes?: number;
 }
+
+/** Default {@link ForwardedHeadersOptions.maxHeaders}. */
+export const DEFAULT_MAX_FORWARDED_HEADERS = 100;
+
+/** Default {@link ForwardedHeadersOptions.maxHeaderBytes}: 8 KiB. */
+export const DEFAULT_MAX_FORWARDED_HEADER_BYTES = 8192;
 
 /** What {@link forwardedHeaders} returns. */
 export interface ForwardedHeaders {
@@ -155,6 +177,12 @@ export interface ForwardedHeaders {
    * the offered list to check the upstream's choice).
    */
   protocols: string[];
+  /**
+   * Names (lower case) of the client's headers left out because of `maxHeaders` or
+   * `maxHeaderBytes`, in the client's order, one per header dropped; empty when all fit. Worth a
+   * log line: the upstream does not see them.
+   */
+  dropped: string[];
 }
 
 /**
@@ -164,15 +192,20 @@ export interface ForwardedHeaders {
  * custom `X-*`...). Removed: hop-by-hop headers ({@link HOP_BY_HOP_HEADERS}, every header named in
  * `Connection`, and `Host`: the upstream gets its own), the per-connection WebSocket headers
  * ({@link WEBSOCKET_CONNECTION_HEADERS}) and `Sec-WebSocket-Protocol`, returned as `protocols`.
+ * At most `maxHeaders` headers and `maxHeaderBytes` bytes of them are kept, in the client's order;
+ * the others are named in `dropped`.
  *
  * @param req - the client's upgrade request
  * @param options - see {@link ForwardedHeadersOptions}
  * @returns the headers to forward and the offered subprotocols
  * @throws TypeError if `Sec-WebSocket-Protocol` is not a token list (`validateClientRequest`
- *   rejects such a request first)
+ *   rejects such a request first), or for a `maxHeaders` / `maxHeaderBytes` that is not an integer
+ *   >= 0 (or Infinity)
  */
 export function forwardedHeaders(req: IncomingMessage, options?: ForwardedHeadersOptions): ForwardedHeaders {
   const xForwarded = options?.xForwarded ?? true;
+  const maxHeaders = bound(options?.maxHeaders, DEFAULT_MAX_FORWARDED_HEADERS, 'maxHeaders');
+  const maxBytes = bound(options?.maxHeaderBytes, DEFAULT_MAX_FORWARDED_HEADER_BYTES, 'maxHeaderBytes');
   const source: IncomingHttpHeaders = req.headers;
   const drop = connectionListedHeaders(source.connection);
   for (const name of options?.exclude ?? []) drop.add(name.toLowerCase());
@@ -181,6 +214,9 @@ export function forwardedHeaders(req: IncomingMessage, options?: ForwardedHeader
   if (protocols === null) throw new TypeError('Sec-WebSocket-Protocol is not a list of tokens');
 
   const headers: Record<string, string | string[]> = {};
+  const dropped: string[] = [];
+  let count = 0;
+  let bytes = 0;
   for (const [name, value] of Object.entries(source)) {
     if (value === undefined) continue;
     if (HOP_BY_HOP_HEADERS.has(name) || WEBSOCKET_CONNECTION_HEADERS.has(name) || drop.has(name)) continue;
@@ -188,6 +224,18 @@ export function forwardedHeaders(req: IncomingMessage, options?: ForwardedHeader
     if (xForwarded && (name === 'x-forwarded-for' || name === 'x-forwarded-proto' || name === 'x-forwarded-host')) {
       continue;
     }
+    // A client may send as many headers as the proxy's HTTP server parses (Node keeps 1000): all
+    // relayed, they would crowd the upstream's own limits. Each value goes on the wire as a line.
+    const lines = typeof value === 'string' ? 1 : value.length;
+    const size = typeof value === 'string'
+      ? name.length + value.length + 4
+      : value.reduce((sum, item) => sum + name.length + item.length + 4, 0);
+    if (count + lines > maxHeaders || bytes + size > maxBytes) {
+      dropped.push(name);
+      continue;
+    }
+    count += lines;
+    bytes += size;
     headers[name] = value;
   }
 
@@ -208,5 +256,14 @@ export function forwardedHeaders(req: IncomingMessage, options?: ForwardedHeader
     headers['x-forwarded-proto'] = (req.socket as Partial<TLSSocket>).encrypted === true ? 'wss' : 'ws';
     if (source.host !== undefined) headers['x-forwarded-host'] = source.host;
   }
-  return { headers, protocols };
+  return { headers, protocols, dropped };
+}
+
+/** A count option of {@link forwardedHeaders}: an integer >= 0, or Infinity. */
+function bound(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value === Infinity || (Number.isInteger(value) && value >= 0))) {
+    throw new TypeError(`options.forwarded.${name} must be an integer >= 0 or Infinity`);
+  }
+  return value;
 }

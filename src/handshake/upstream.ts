@@ -199,15 +199,24 @@ function checkTimeout(timeout: number | undefined): number {
 }
 
 /**
- * Builds the request headers: the caller's, then ours. Returns them and the offered protocols.
- * `deflate` is the permessage-deflate offer, if any.
+ * Builds the request headers: ours first (`Host`, then those that make the request a WebSocket
+ * handshake), then `Origin` and the caller's. Returns them and the offered protocols. `deflate` is
+ * the permessage-deflate offer, if any.
+ *
+ * Ours go first because a server may keep only so many header lines (Node's keeps 1000 and drops
+ * the rest): behind a long list of forwarded headers, `Upgrade` or `Sec-WebSocket-Key` would be the
+ * ones lost, and the upstream would answer 400. Node writes the headers in this object's order and
+ * adds `Host` at the end unless it is given, so it is given here.
  */
 function requestHeaders(
   options: ConnectUpstreamOptions,
+  target: Target,
   key: string,
   deflate: DeflateOffer | undefined,
 ): [Record<string, string | string[]>, string[]] {
-  const headers: Record<string, string | string[]> = {};
+  const own: Record<string, string | string[]> = {};
+  const rest: Record<string, string | string[]> = {};
+  let host: string | string[] = target.url.host;
   let protocols: string[] = [];
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     const lower = name.toLowerCase();
@@ -221,20 +230,23 @@ function requestHeaders(
       continue;
     }
     if (lower === 'origin' && options.origin !== undefined) continue;
-    headers[name] = typeof value === 'string' ? value : [...value];
+    // The caller's Host replaces the URL's (and names the TLS server, as Node does).
+    if (lower === 'host') host = typeof value === 'string' ? value : [...value];
+    else rest[name] = typeof value === 'string' ? value : [...value];
   }
   if (options.protocols !== undefined) protocols = offeredProtocols(options.protocols);
-  if (options.origin !== undefined) headers['Origin'] = options.origin;
-  // Section 4.1, client requirements, items 5, 6, 7, 9 and 10 of the opening handshake.
-  headers['Upgrade'] = 'websocket';
-  headers['Connection'] = 'Upgrade';
-  headers['Sec-WebSocket-Key'] = key;
-  headers['Sec-WebSocket-Version'] = '13';
-  if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
+  // Section 4.1, client requirements, items 4 (Host), 5, 6, 7, 9 and 10 of the opening handshake.
+  own['Host'] = host;
+  own['Upgrade'] = 'websocket';
+  own['Connection'] = 'Upgrade';
+  own['Sec-WebSocket-Key'] = key;
+  own['Sec-WebSocket-Version'] = '13';
+  if (protocols.length > 0) own['Sec-WebSocket-Protocol'] = protocols.join(', ');
   // Section 4.1, item 11: "The request MAY include a header field with the name
   // |Sec-WebSocket-Extensions|."
-  if (deflate !== undefined) headers['Sec-WebSocket-Extensions'] = deflate.header;
-  return [headers, protocols];
+  if (deflate !== undefined) own['Sec-WebSocket-Extensions'] = deflate.header;
+  if (options.origin !== undefined) own['Origin'] = options.origin;
+  return [Object.assign(own, rest), protocols];
 }
 
 /**
@@ -340,7 +352,7 @@ export async function connectUpstream(url: string | URL, options: ConnectUpstrea
   const key = randomBytes(16).toString('base64');
   const settings = resolvePerMessageDeflate(options.perMessageDeflate ?? false);
   const deflate = settings === false ? undefined : deflateOffer(settings);
-  const [headers, offered] = requestHeaders(options, key, deflate);
+  const [headers, offered] = requestHeaders(options, target, key, deflate);
   const signal = options.signal;
   signal?.throwIfAborted();
 

@@ -39,9 +39,11 @@ export interface ProxySide {
 /** Options of `connect()` and `connectUpstream()`: those of the upstream handshake. */
 export interface ConnectOptions extends Omit<UpstreamOptions, 'signal'> {
   /**
-   * How `connect()` forwards the client's request headers: whether to add `X-Forwarded-*`, and
-   * which headers not to forward (`exclude`). Ignored by `connectUpstream()`.
-   * @defaultValue `{ xForwarded: true, exclude: [] }`
+   * How `connect()` forwards the client's request headers: whether to add `X-Forwarded-*`, which
+   * headers not to forward (`exclude`), and how many of them at most (`maxHeaders`, `maxHeaderBytes`:
+   * past them the rest are left out and a warning is logged; the handshake's own headers always go,
+   * first). Ignored by `connectUpstream()`.
+   * @defaultValue `{ xForwarded: true, exclude: [], maxHeaders: 100, maxHeaderBytes: 8192 }`
    */
   forwarded?: ForwardedHeadersOptions;
 }
@@ -252,8 +254,15 @@ export class WebSocketProxy {
     this.clientSocket = socket;
     if (!this.lifecycle.attached('upstream')) {
       // A bad request is answered (400 / 426) before any upstream is bothered with it.
-      if (!this.lifecycle.attached('client') && !validateClientRequest(req).ok) await this.connectClient(req, socket, head);
+      // Its Sec-WebSocket-Extensions too, when compression will be answered: a malformed offer is
+      // 400 here rather than after the upstream handshake.
+      const check = validateClientRequest(req, { perMessageDeflate: plainSettings(this.options.perMessageDeflate) });
+      if (!this.lifecycle.attached('client') && !check.ok) await this.connectClient(req, socket, head);
       const forwarded = forwardedHeaders(req, options?.forwarded);
+      if (forwarded.dropped.length > 0) {
+        const shown = forwarded.dropped.slice(0, 5).join(', ');
+        this.options.logger.warn(`not forwarding ${forwarded.dropped.length} client headers past the limits (maxHeaders, maxHeaderBytes): ${shown}${forwarded.dropped.length > 5 ? ', ...' : ''}`);
+      }
       // While the upstream is being connected nothing listens on the client's socket (Node's http
       // server let go of it at the upgrade): a reset must not become an uncaught 'error', and a
       // client that leaves ends the wait for its upstream.

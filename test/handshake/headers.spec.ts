@@ -111,6 +111,43 @@ describe('handshake/headers', () => {
       });
     });
 
+    it('forwards at most maxHeaders client headers, in order, and names the ones dropped', async () => {
+      const many = Array.from({ length: 150 }, (_, i) => `X-H${i}: ${i}`);
+      const { headers, dropped } = await capture([...BASE, ...many], (req) => forwardedHeaders(req));
+      const kept = Object.keys(headers).filter((name) => name.startsWith('x-h'));
+      expect(kept).to.deep.equal(Array.from({ length: 100 }, (_, i) => `x-h${i}`));
+      expect(dropped).to.deep.equal(Array.from({ length: 50 }, (_, i) => `x-h${i + 100}`));
+      // The proxy's own X-Forwarded-* do not count.
+      expect(headers['x-forwarded-for']).to.equal('127.0.0.1');
+      const few = await capture([...BASE, ...many.slice(0, 5)], (req) => forwardedHeaders(req, { maxHeaders: 2 }));
+      expect(few.dropped).to.deep.equal(['x-h2', 'x-h3', 'x-h4']);
+    });
+
+    it('forwards at most maxHeaderBytes bytes of client headers; a smaller one after a dropped one still fits', async () => {
+      const lines = ['X-A: ' + 'a'.repeat(60), 'X-Big: ' + 'b'.repeat(200), 'X-C: c'];
+      // x-a: 3 + 60 + 4 = 67 bytes, x-big: 5 + 200 + 4 = 209, x-c: 3 + 1 + 4 = 8.
+      const { headers, dropped } = await capture([...BASE, ...lines], (req) => forwardedHeaders(req, { maxHeaderBytes: 75 }));
+      expect(Object.keys(headers).filter((name) => !name.startsWith('x-forwarded'))).to.deep.equal(['x-a', 'x-c']);
+      expect(dropped).to.deep.equal(['x-big']);
+      const all = await capture([...BASE, ...lines], (req) => forwardedHeaders(req));
+      expect(all.dropped).to.deep.equal([]);
+    });
+
+    it('throws a TypeError naming maxHeaders or maxHeaderBytes when invalid', async () => {
+      for (const options of [{ maxHeaders: -1 }, { maxHeaders: 1.5 }, { maxHeaderBytes: Number.NaN }]) {
+        const error = await capture(BASE, (req) => {
+          try {
+            forwardedHeaders(req, options);
+            return undefined;
+          } catch (err) {
+            return err as Error;
+          }
+        });
+        expect(error).to.be.instanceOf(TypeError);
+        expect(error!.message).to.match(/^options\.forwarded\.(maxHeaders|maxHeaderBytes) must be an integer >= 0 or Infinity$/);
+      }
+    });
+
     it('throws a TypeError for a Sec-WebSocket-Protocol that is not a token list', async () => {
       const error = await capture([...BASE, 'Sec-WebSocket-Protocol: chat, "quoted"'], (req) => {
         try {
