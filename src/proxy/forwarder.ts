@@ -49,6 +49,16 @@ export interface OutboxOptions {
 const kOutbox = Symbol('outbox');
 
 /**
+ * Most control frames an {@link Outbox} holds behind a frame written in pieces (cut-through): nothing
+ * can go inside a frame on the wire, so pings and injected control frames wait for its last piece,
+ * which a slow source may take long to send. Injected control frames past it are refused
+ * (`send()` throws `WSP_ERR_SEND_QUEUE_FULL`): their bytes alone would not bound them, an empty ping
+ * counting 0 bytes against `maxSendQueueSize`. (The proxy's own keepalive ping is one per silence of
+ * the side, never more than one at a time.)
+ */
+export const MAX_HELD_CONTROLS = 32;
+
+/**
  * The single entrance to one side's `FrameWritable`. It keeps forwarded and injected frames in FIFO
  * order, holds injected data frames back while a forwarded fragmented message is open, sends at most
  * one close frame, drops what may not follow a close frame, and checks frames a user changed or made
@@ -188,12 +198,17 @@ export class Outbox {
       }
     } else {
       this.check(frame);
-      this.queuedBytes += size;
       if (this.midFrame) {
+        if (this.heldControls.length >= MAX_HELD_CONTROLS) {
+          throw new WebSocketProxyError('WSP_ERR_SEND_QUEUE_FULL',
+            `${this.heldControls.length} control frames wait for the ${this.role} behind a frame written in pieces (MAX_HELD_CONTROLS)`);
+        }
+        this.queuedBytes += size;
         // Nothing can go inside a frame on the wire: it follows the frame being written in pieces.
         this.heldControls.push({ frame, ping: false });
         return false;
       }
+      this.queuedBytes += size;
     }
     this.writeInjected(frame);
     return !this.full;

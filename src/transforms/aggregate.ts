@@ -43,12 +43,40 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
 }
 
 /**
+ * Fragments shorter than this are copied into shared blocks instead of held as they came: a payload
+ * is a view of the socket chunk it arrived in, and holding one costs an object of about 100 bytes of
+ * heap (200 when each fragment came in a chunk of its own) and keeps its whole chunk alive, control
+ * frames and headers included. Counting only payload bytes against `maxMessageSize`, a flood of
+ * 1-byte fragments held 100 times what it was charged (ws#2331: 131k one-byte fragments, 0.87 MB on
+ * the wire, 13.5 MB held). Copied, a small fragment costs its bytes; a larger one is held as it is
+ * (about 200 bytes of heap per 16 KiB or more: 1.3% at most), unless it is a view of a buffer more
+ * than twice its size, which is copied too. 16 KiB.
+ */
+export const COPY_FRAGMENTS_BELOW = 16 * 1024;
+/** Largest block small fragments are copied into; the first block of a message is smaller. */
+const MAX_BLOCK = 16 * 1024;
+const MIN_BLOCK = 1024;
+
+/**
  * The assembling logic of {@link aggregate}, for stages that need whole messages: feed it data
  * frames in order; it returns each whole message once its last fragment arrived.
+ *
+ * What it holds is bounded by `maxMessageSize` in bytes, not only in payload bytes counted: fragments
+ * under {@link COPY_FRAGMENTS_BELOW} bytes are copied into blocks of at most 16 KiB (so neither their
+ * per-part overhead nor the socket chunks they came in are held), and empty fragments hold nothing.
+ * `maxFragments` bounds the work per message.
  */
 export class MessageAssembler {
-  /** The non-empty payloads of the open message (empty fragments add nothing to copy). */
+  /** The parts of the open message held so far, in order, the current block's not included. */
   private parts: Buffer[] = [];
+  /**
+   * The only non-empty part so far when it is small: kept as it came (a message of one non-empty
+   * part goes on without a copy), copied into a block once a second part arrives.
+   */
+  private single: Buffer | undefined;
+  /** The block small fragments are copied into, and how much of it is used. */
+  private block: Buffer | undefined;
+  private blockUsed = 0;
   private size = 0;
   /** Fragments of the open message so far, empty ones included. */
   private fragments = 0;
@@ -87,7 +115,7 @@ export class MessageAssembler {
       if (frame.fin) return frame;
       this.type = frame.type;
       this.rsv1 = frame.rsv1;
-      if (frame.payload.length > 0) this.parts.push(frame.payload);
+      this.append(frame.payload);
       this.fragments = 1;
       this.size = frame.payload.length;
       return undefined;
@@ -101,18 +129,11 @@ export class MessageAssembler {
       this.reset();
       throw new WebSocketProxyError('WSP_ERR_TOO_MANY_FRAGMENTS', `more than ${this.maxFragments}`);
     }
-    if (frame.payload.length > 0) this.parts.push(frame.payload);
+    this.append(frame.payload);
     this.fragments++;
     this.size = size;
     if (!frame.fin) return undefined;
-    const parts = this.parts;
-    const message: Frame = {
-      type: this.type,
-      fin: true,
-      // One allocation of the known length; a single non-empty part is passed on without a copy.
-      payload: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size),
-      rsv1: this.rsv1,
-    };
+    const message: Frame = { type: this.type, fin: true, payload: this.payload(size), rsv1: this.rsv1 };
     this.reset();
     return message;
   }
@@ -120,10 +141,80 @@ export class MessageAssembler {
   /** Discards the open message, if any. */
   reset(): void {
     this.parts = [];
+    this.single = undefined;
+    this.block = undefined;
+    this.blockUsed = 0;
     this.size = 0;
     this.fragments = 0;
     this.type = undefined;
     this.rsv1 = false;
+  }
+
+  /** Holds a fragment's payload: large ones as they are, small ones copied (see COPY_FRAGMENTS_BELOW). */
+  private append(payload: Buffer): void {
+    const n = payload.length;
+    // Empty fragments add nothing to hold.
+    if (n === 0) return;
+    if (this.size === 0 && n < COPY_FRAGMENTS_BELOW) {
+      this.single = payload;
+      return;
+    }
+    const single = this.single;
+    if (single !== undefined) {
+      this.single = undefined;
+      this.copy(single);
+    }
+    if (n < COPY_FRAGMENTS_BELOW) {
+      this.copy(payload);
+      return;
+    }
+    this.seal();
+    // A large view of a much larger chunk (a frame that came with others in one socket read) would
+    // keep all of it: it is copied, so that no part holds more than twice its bytes.
+    this.parts.push(payload.buffer.byteLength > 2 * n ? Buffer.from(payload) : payload);
+  }
+
+  /** Copies small payload bytes into the current block, starting a new block when it is full. */
+  private copy(bytes: Buffer): void {
+    let at = 0;
+    while (at < bytes.length) {
+      let block = this.block;
+      if (block === undefined || this.blockUsed === block.length) {
+        this.seal();
+        // Blocks grow with the message: a short fragmented message does not take 16 KiB.
+        const size = Math.min(MAX_BLOCK, Math.max(MIN_BLOCK, 2 * (this.size + bytes.length - at)));
+        block = this.block = Buffer.allocUnsafe(size);
+      }
+      const take = Math.min(block.length - this.blockUsed, bytes.length - at);
+      bytes.copy(block, this.blockUsed, at, at + take);
+      this.blockUsed += take;
+      at += take;
+    }
+  }
+
+  /** Moves the current block's used bytes to the parts before a large part is held after them. */
+  private seal(): void {
+    const block = this.block;
+    if (block === undefined || this.blockUsed === 0) return;
+    if (this.blockUsed === block.length) {
+      this.parts.push(block);
+      this.block = undefined;
+    } else {
+      // A block cut short by a large part: its bytes are copied out to their exact size and the
+      // block is used again, so that alternating small and large fragments do not each leave a
+      // mostly empty block behind.
+      this.parts.push(Buffer.from(block.subarray(0, this.blockUsed)));
+    }
+    this.blockUsed = 0;
+  }
+
+  /** The whole message's payload: one allocation of the known length, or its only part as it is. */
+  private payload(size: number): Buffer {
+    if (this.single !== undefined) return this.single;
+    const parts = this.parts;
+    if (this.blockUsed > 0) parts.push(this.block!.subarray(0, this.blockUsed));
+    if (parts.length === 1 && this.block === undefined) return parts[0]!;
+    return parts.length === 0 ? Buffer.alloc(0) : Buffer.concat(parts, size);
   }
 }
 

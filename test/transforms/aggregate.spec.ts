@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { WebSocketProxyError } from '../../src/errors.js';
 import { type Frame, binaryFrame, closeFrame, continuationFrame, pingFrame, pongFrame, textFrame } from '../../src/frame.js';
-import { type AggregateOptions, AggregateTransform, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, aggregate } from '../../src/transforms/aggregate.js';
+import {
+  type AggregateOptions, AggregateTransform, COPY_FRAGMENTS_BELOW, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, MessageAssembler, aggregate,
+} from '../../src/transforms/aggregate.js';
 
 interface Run {
   out: Frame[];
@@ -191,6 +193,47 @@ describe('aggregate()', () => {
       const { out, error } = await run(frames, { maxFragments: 2, maxMessageSize: 5 });
       expect(error).to.equal(undefined);
       expect(out.map((f) => f.payload.toString())).to.deep.equal(['12345', '12345', '12345', '12345', '12345']);
+    });
+  });
+
+  describe('what an open message holds (ws#2331: tiny fragments pinning their socket chunks)', () => {
+    it('assembles any mix of small and large fragments byte for byte', () => {
+      const assembler = new MessageAssembler(Infinity, Infinity);
+      const sizes = [1, 0, 3, COPY_FRAGMENTS_BELOW, 2, 1000, COPY_FRAGMENTS_BELOW - 1, 5000, 40000, 1, 20000, 7];
+      const parts = sizes.map((n, i) => Buffer.alloc(n, 65 + (i % 26)));
+      let out: Frame | undefined;
+      parts.forEach((payload, i) => {
+        const fin = i === parts.length - 1;
+        out = assembler.add(i === 0 ? binaryFrame(payload, fin) : continuationFrame(payload, fin));
+      });
+      expect(out!.payload.equals(Buffer.concat(parts))).to.equal(true);
+      expect(assembler.midMessage).to.equal(false);
+    });
+
+    it('copies fragments under COPY_FRAGMENTS_BELOW (16 KiB) instead of holding the chunks they are views of', () => {
+      const assembler = new MessageAssembler(Infinity, Infinity);
+      // Each 1-byte payload is a view of a 4 KiB chunk, as a socket read gives it.
+      const chunks = Array.from({ length: 3 }, () => Buffer.alloc(4096, 0x61));
+      assembler.add(binaryFrame(chunks[0]!.subarray(0, 1), false));
+      assembler.add(continuationFrame(chunks[1]!.subarray(0, 1), false));
+      // Overwriting the chunks shows which bytes are held as views: none of them.
+      for (const chunk of chunks) chunk.fill(0x7a);
+      const out = assembler.add(continuationFrame(chunks[2]!.subarray(0, 1), true));
+      expect(out!.payload.toString()).to.equal('aaz');
+      expect(COPY_FRAGMENTS_BELOW).to.equal(16 * 1024);
+    });
+
+    it('copies a larger fragment that is a view of a buffer more than twice its size, and holds one that is not', () => {
+      const assembler = new MessageAssembler(Infinity, Infinity);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const own = Buffer.alloc(COPY_FRAGMENTS_BELOW, 0x62);
+      assembler.add(binaryFrame(chunk.subarray(0, COPY_FRAGMENTS_BELOW), false));
+      assembler.add(continuationFrame(own, false));
+      chunk.fill(0x7a);
+      own.fill(0x7a);
+      const out = assembler.add(continuationFrame('', true));
+      expect(out!.payload.subarray(0, COPY_FRAGMENTS_BELOW).every((b) => b === 0x61), 'the view was copied').to.equal(true);
+      expect(out!.payload.subarray(COPY_FRAGMENTS_BELOW).every((b) => b === 0x7a), 'the buffer of its own was held').to.equal(true);
     });
   });
 
