@@ -28,6 +28,8 @@ export interface OutboxHooks {
   onFailure(role: ProxyRole, error: Error): void;
   /** A keepalive ping sent with {@link Outbox.ping} was handed to the side's socket. */
   onPingWritten?(role: ProxyRole): void;
+  /** A frame to the side was cut mid-way (its source ended): the side's socket was destroyed. */
+  onFrameAborted?(role: ProxyRole): void;
 }
 
 /** Options of an {@link Outbox}. */
@@ -283,6 +285,7 @@ export class Outbox {
     this.pendingClose = undefined;
     this.failure ??= new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED', `a frame to the ${this.role} was cut: its source ended mid-frame`);
     this.writable.socket.destroy();
+    this.hooks.onFrameAborted?.(this.role);
   }
 
   /** Stops waiting and listening; called once the proxy is done with this side. */

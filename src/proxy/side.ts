@@ -225,6 +225,14 @@ export class Side implements OutboxHooks {
     this.owner.onSendFailure(this, error);
   }
 
+  /**
+   * @internal Outbox hook: a frame to this side was cut mid-way and its socket destroyed, so its
+   * connection ends without a close handshake (whatever phase the connection is in).
+   */
+  onFrameAborted(): void {
+    if (this.state !== 'closed') this.summary.aborted = true;
+  }
+
   /** @internal Outbox hook. */
   onPingWritten(): void {
     this.keepalive?.written(Date.now());
