@@ -1,7 +1,8 @@
 /**
  * The viewer of the inspector benchmark's row (f): one real page on the inspector, or, without a
- * browser, one Server-Sent Events client reading `/api/events` (what the proxy process serves is
- * the same: every row goes to every page; what differs is the browser's own work on the machine).
+ * browser, one Server-Sent Events client reading `/api/events` without a subscription: every
+ * connection's rows, where the page takes only those of the connection it shows
+ * (`?connection=<id>`), so the SSE client is the proxy's worst case for one viewer, not the page's.
  *
  * - Chromium: Debian's (`/usr/bin/chromium`, or `CHROMIUM_PATH`), driven by playwright-core with the
  *   flags of test/inspector/page.spec.ts. Each page is opened on connections that exist, selects
@@ -139,7 +140,7 @@ async function describePage(page: Page): Promise<string> {
 function sseViewer(why: string): Viewer {
   return {
     kind: 'sse',
-    note: `${why}: one SSE client reading /api/events instead of a page (the proxy serves it the same events; no browser work on the machine)`,
+    note: `${why}: one SSE client reading /api/events instead of a page (every connection's rows, where the page takes one connection's; no browser work on the machine)`,
     open: openSse,
     close: async () => {},
   };

@@ -47,7 +47,7 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
   const [first, id, action, extra] = segments;
   if (first === 'events' && segments.length === 1) {
     allow(method, 'GET');
-    host.channel.attach(req, res, () => host.hello());
+    host.channel.attach(req, res, () => host.hello(), query.get('connection'));
     return;
   }
   if (first === 'connections') {
@@ -152,7 +152,7 @@ function recordOf(connection: string, entry: Entry): RecordedFrame {
   const frame: Frame = { type: entry.type, fin: entry.fin, payload: entry.payload, rsv1: false };
   if (entry.code !== undefined) frame.code = entry.code;
   const record = recordFrame(frame, { time: entry.time, connection, from: entry.from, binary: entry.binary });
-  if (entry.payload.length < entry.size) {
+  if (entry.kept < entry.size) {
     record.size = entry.size;
     record.truncated = true;
   }

@@ -1,30 +1,60 @@
 /**
- * The live channel, `GET /api/events`: Server-Sent Events to every open page. Each event is
- * serialized once whatever the number of pages, events go out together every {@link FLUSH_INTERVAL}
- * ms (or as soon as {@link FLUSH_BYTES} wait) in one write per page, and a page that does not read
- * is dropped once its response has buffered `maxPageBuffer` bytes: memory never grows with a slow
- * page, and the page's `EventSource` reconnects (and gets a fresh `hello`).
+ * The live channel, `GET /api/events`: Server-Sent Events to every open page. A page may subscribe
+ * to the rows of one connection (`?connection=<id>`); it still gets every connection's `open`,
+ * `close` and `stats`, and every `held`, `resolved` and `breakpoints`. Events go out together every
+ * {@link FLUSH_INTERVAL} ms (or as soon as {@link FLUSH_BYTES} of events or {@link FLUSH_ROWS} rows
+ * wait) in one write per page, the rows of a flush as ONE `messages` event (an array) per page. A
+ * row is serialized only at the flush, only if a page receives it, once whatever the number of
+ * pages; a row no page subscribes to is not even queued. A page that does not read is dropped once
+ * its response has buffered `maxPageBuffer` bytes: memory never grows with a slow page, and the
+ * page's `EventSource` reconnects (and gets a fresh `hello`).
  *
  * @packageDocumentation
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Entry, rowJson } from './row.js';
 import type { InspectorEvents } from './types.js';
 
 /**
- * Milliseconds events wait to go out together: a page cannot show more than a few updates a
- * second anyway, and one write of many events costs the proxy far less than many writes (at tens
- * of thousands of frames a second, a write per turn of the event loop is a write per few frames).
+ * Milliseconds events wait to go out together: the page draws new rows at most ten times a second
+ * anyway, one write of many events costs the proxy far less than many writes, and each batch
+ * received costs the browser (on the same machine as the proxy, often) a wake-up, whatever its size.
  */
-export const FLUSH_INTERVAL = 25;
-/** Bytes of waiting events past which they go out at once, whatever the interval. */
+export const FLUSH_INTERVAL = 100;
+/** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
+/** Rows waiting past which they go out at once (about 100 kB of JSON at 200 B a row). */
+export const FLUSH_ROWS = 512;
+
+/** What a queued row needs of its connection. @internal */
+export interface RowSource {
+  readonly id: string;
+  /** The id as JSON. */
+  readonly idJson: string;
+}
+
+/** Events a channel can queue with {@link EventChannel.publish}: rows go by {@link EventChannel.publishRow}. */
+export type ChannelEvent = Exclude<keyof InspectorEvents, 'messages'>;
+
+/** An open page: its response and the connection whose rows it takes (null: every connection's). */
+interface Page {
+  readonly res: ServerResponse;
+  readonly connection: string | null;
+}
 
 /** The open pages of an inspector and what is waiting to be written to them. @internal */
 export class EventChannel {
-  private readonly pages = new Set<ServerResponse>();
-  /** Events of this turn, serialized, not yet written. */
+  private readonly pages = new Set<Page>();
+  /** Pages taking every connection's rows. */
+  private allRows = 0;
+  /** Pages per subscribed connection. */
+  private readonly subscribers = new Map<string, number>();
+  /** Events other than rows, serialized, not yet written, in order. */
   private pending: string[] = [];
   private pendingBytes = 0;
+  /** Rows not yet written, with their connections (parallel arrays: no object per row). */
+  private rowSources: RowSource[] = [];
+  private rowEntries: Entry[] = [];
   private scheduled: NodeJS.Timeout | undefined;
   private closed = false;
   /** Pages dropped for not reading. */
@@ -38,22 +68,40 @@ export class EventChannel {
     return this.pages.size;
   }
 
+  /** The connection each open page subscribes to (null: all), for tests and diagnostics. */
+  subscriptions(): (string | null)[] {
+    return [...this.pages].map((page) => page.connection);
+  }
+
+  /** Whether a page takes the rows of a connection (the caller skips the row otherwise). */
+  wants(connection: string): boolean {
+    return this.allRows > 0 || (this.subscribers.size > 0 && this.subscribers.has(connection));
+  }
+
   /**
    * Queues an event for every open page (nothing is done without pages: the caller may check
    * {@link EventChannel.size} before building the data).
    */
-  publish<K extends keyof InspectorEvents>(name: K, data: InspectorEvents[K]): void {
+  publish<K extends ChannelEvent>(name: K, data: InspectorEvents[K]): void {
     if (this.pages.size === 0) return;
-    this.publishJson(name, JSON.stringify(data));
-  }
-
-  /** {@link EventChannel.publish} with the data serialized already (the hot path: rows). */
-  publishJson(name: keyof InspectorEvents, json: string): void {
-    if (this.pages.size === 0) return;
-    const event = `event: ${name}\ndata: ${json}\n\n`;
+    const event = format(name, data);
     this.pending.push(event);
     this.pendingBytes += event.length;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
+  }
+
+  /**
+   * Queues a row for the pages that take its connection's rows; its JSON is made at the flush.
+   *
+   * @param source - its connection
+   * @param entry - the entry (kept until the flush even if its ring sheds it)
+   */
+  publishRow(source: RowSource, entry: Entry): void {
+    if (!this.wants(source.id)) return;
+    this.rowSources.push(source);
+    this.rowEntries.push(entry);
+    if (this.rowEntries.length >= FLUSH_ROWS) this.flush();
     else this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
   }
 
@@ -63,8 +111,9 @@ export class EventChannel {
    * @param req - the request
    * @param res - its response
    * @param hello - the state the page starts from, read now
+   * @param connection - the connection whose rows the page takes, or null for every connection's
    */
-  attach(req: IncomingMessage, res: ServerResponse, hello: () => InspectorEvents['hello']): void {
+  attach(req: IncomingMessage, res: ServerResponse, hello: () => InspectorEvents['hello'], connection: string | null = null): void {
     if (this.closed) {
       res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"the inspector is closing"}');
       return;
@@ -80,8 +129,11 @@ export class EventChannel {
     });
     // A dropped page retries soon.
     res.write(`retry: 1000\n\n${format('hello', hello())}`);
-    this.pages.add(res);
-    res.on('close', () => this.pages.delete(res));
+    const page: Page = { res, connection };
+    this.pages.add(page);
+    if (connection === null) this.allRows++;
+    else this.subscribers.set(connection, (this.subscribers.get(connection) ?? 0) + 1);
+    res.on('close', () => this.remove(page));
   }
 
   /** Writes what is pending to every page; drops the pages that have not read what they had. */
@@ -90,16 +142,29 @@ export class EventChannel {
       clearTimeout(this.scheduled);
       this.scheduled = undefined;
     }
-    if (this.pending.length === 0) return;
-    const chunk = Buffer.from(this.pending.join(''));
+    const rows = this.rowEntries.length;
+    if (this.pending.length === 0 && rows === 0) return;
+    const events = this.pending.join('');
+    const sources = this.rowSources;
+    const entries = this.rowEntries;
     this.pending = [];
     this.pendingBytes = 0;
-    for (const res of this.pages) {
-      if (res.writableLength > this.maxPageBuffer) {
-        this.drop(res);
+    this.rowSources = [];
+    this.rowEntries = [];
+    // What a page gets depends only on its subscription: one chunk per subscription, made once.
+    const chunks = new Map<string | null, Buffer>();
+    const json: (string | undefined)[] = rows === 0 ? [] : new Array<string | undefined>(rows);
+    for (const page of [...this.pages]) {
+      if (page.res.writableLength > this.maxPageBuffer) {
+        this.drop(page);
         continue;
       }
-      res.write(chunk);
+      let chunk = chunks.get(page.connection);
+      if (chunk === undefined) {
+        chunk = Buffer.from(events + messagesEvent(page.connection, sources, entries, json));
+        chunks.set(page.connection, chunk);
+      }
+      if (chunk.length > 0) page.res.write(chunk);
     }
   }
 
@@ -107,20 +172,48 @@ export class EventChannel {
   close(): void {
     this.closed = true;
     this.flush();
-    for (const res of this.pages) res.end();
+    for (const page of this.pages) page.res.end();
     this.pages.clear();
+    this.allRows = 0;
+    this.subscribers.clear();
   }
 
-  private drop(res: ServerResponse): void {
+  private remove(page: Page): void {
+    if (!this.pages.delete(page)) return;
+    if (page.connection === null) {
+      this.allRows--;
+      return;
+    }
+    const count = (this.subscribers.get(page.connection) ?? 1) - 1;
+    if (count === 0) this.subscribers.delete(page.connection);
+    else this.subscribers.set(page.connection, count);
+  }
+
+  private drop(page: Page): void {
     this.dropped++;
-    this.pages.delete(res);
+    this.remove(page);
     // Its buffer is freed only with its socket: end() would wait for a reader that does not read.
-    res.destroy();
+    page.res.destroy();
   }
 }
 
 function flushChannel(channel: EventChannel): void {
   channel.flush();
+}
+
+/**
+ * The `messages` event of a subscription: the rows of the flush it takes, as one JSON array, or ''
+ * when it takes none. Each row's JSON is made once, on first need, into `json`.
+ */
+function messagesEvent(connection: string | null, sources: RowSource[], entries: Entry[], json: (string | undefined)[]): string {
+  let body = '';
+  for (let i = 0; i < entries.length; i++) {
+    const source = sources[i]!;
+    if (connection !== null && source.id !== connection) continue;
+    const row = (json[i] ??= rowJson(source.idJson, entries[i]!));
+    body = body === '' ? row : `${body},${row}`;
+  }
+  return body === '' ? '' : `event: messages\ndata: [${body}]\n\n`;
 }
 
 /** One event in the event-stream format; JSON has no raw newline, so `data` is one line. */

@@ -13,7 +13,7 @@ import type { WebSocketProxy } from '../proxy/websocket-proxy.js';
 import type { EventChannel } from './events.js';
 import type { ResolvedInspectorOptions } from './options.js';
 import { Ring } from './ring.js';
-import { EDITED, type Entry, INJECTED, makeEntry, rowJson } from './row.js';
+import { EDITED, type Entry, INJECTED, makeEntry } from './row.js';
 import type { ConnectionInfo, SideStats, TrackInfo } from './types.js';
 
 /** Milliseconds between two `stats` events of a connection, at most one per period. */
@@ -170,7 +170,8 @@ export class Hub {
     while (conn.ring.length > 1 && (conn.ring.length > maxMessagesPerConnection || conn.bytes > maxBytesPerConnection)) this.shift(conn);
     if (!conn.published) return;
     if (this.total > this.options.maxBytes) this.reclaim(conn);
-    if (this.channel.size > 0) this.channel.publishJson('message', rowJson(conn.idJson, entry));
+    // Queued (and later serialized) only when a page takes this connection's rows.
+    this.channel.publishRow(conn, entry);
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
- * What the inspector keeps of a frame: an {@link Entry}, one object holding the frame's fields and a
- * copy of (the first bytes of) its payload. The row the table shows, its preview and its JSON are
- * made from it when asked for: a frame that no page looks at costs one object and one copy, which
- * matters at tens of thousands of frames a second.
+ * What the inspector keeps of a frame: an {@link Entry}, one object holding the frame's fields and
+ * where its copy of (the first bytes of) the payload lies, in a slab shared with other small
+ * payloads. The row the table shows, its preview and its JSON are made from it when asked for: a
+ * frame that no page looks at costs one object and one copy of its bytes, which matters at tens of
+ * thousands of frames a second.
  *
  * @packageDocumentation
  */
@@ -43,13 +44,22 @@ export class Entry {
     readonly flags: number,
     /** Whether the message is binary (a continuation frame's is its message's). */
     readonly binary: boolean,
-    /** A copy of the payload, or of its first bytes. */
-    readonly payload: Buffer,
+    /** The buffer holding the kept bytes (a shared slab for small payloads: see {@link keepBytes}). */
+    private readonly store: Buffer,
+    /** Where they start in it. */
+    private readonly offset: number,
+    /** How many bytes were kept (all of the payload, or its first bytes). */
+    readonly kept: number,
   ) {}
+
+  /** The kept bytes: a view made on demand (rows no page looks at never make one). */
+  get payload(): Buffer {
+    return this.store.subarray(this.offset, this.offset + this.kept);
+  }
 
   /** What it counts for in the memory bounds. */
   get cost(): number {
-    return this.payload.length + ENTRY_OVERHEAD;
+    return this.kept + ENTRY_OVERHEAD;
   }
 
   /** Whether the payload is shown as hex: binary, and pings and pongs that are not printable. */
@@ -71,7 +81,56 @@ export class Entry {
  */
 export function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number): Entry {
   const textual = !binary && frame.type !== 'ping' && frame.type !== 'pong';
-  return new Entry(seq, Date.now(), from, frame.type, frame.fin, frame.payload.length, frame.code, flags, binary, keepPayload(frame.payload, maxPayload, textual));
+  const payload = frame.payload;
+  const kept = keptLength(payload, maxPayload, textual);
+  const offset = keepBytes(payload, kept);
+  return new Entry(seq, Date.now(), from, frame.type, frame.fin, payload.length, frame.code, flags, binary, slab, offset, kept);
+}
+
+/**
+ * Bytes of a slab: small payloads are copied one after the other into a shared slab, so that a
+ * kept frame costs one object (its {@link Entry}) and not a `Buffer` too. A slab lives while any
+ * entry in it does: what a kept frame can hold alive besides its own bytes is bounded by this, as
+ * with `Buffer.allocUnsafe`'s own pool (of the same size).
+ */
+const SLAB_BYTES = 8 * 1024;
+/** Payloads above this get a buffer of their own. */
+const SLAB_MAX = SLAB_BYTES / 4;
+/** The slab being filled, then (after {@link keepBytes}) the buffer holding the last kept bytes. */
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * Copies the first `length` bytes of a payload; sets {@link slab} to the buffer they went into.
+ *
+ * @returns their offset in it
+ */
+function keepBytes(payload: Buffer, length: number): number {
+  if (length > SLAB_MAX) {
+    slab = Buffer.allocUnsafeSlow(length);
+    slabUsed = SLAB_BYTES; // the next small payload starts a new slab
+    payload.copy(slab, 0, 0, length);
+    return 0;
+  }
+  if (slabUsed + length > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const offset = slabUsed;
+  payload.copy(slab, offset, 0, length);
+  slabUsed += length;
+  return offset;
+}
+
+/**
+ * How many of a payload's first bytes to keep: at most `max`, text cut at a character boundary
+ * so that the kept bytes still decode.
+ */
+function keptLength(payload: Buffer, max: number, text: boolean): number {
+  let end = Math.min(payload.length, max);
+  // Back off from the middle of a character: continuation bytes are 10xxxxxx.
+  if (text && end < payload.length) while (end > 0 && (payload[end]! & 0xc0) === 0x80) end--;
+  return end;
 }
 
 /**
@@ -83,9 +142,7 @@ export function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: bo
  * @param text - whether the bytes are UTF-8 text
  */
 export function keepPayload(payload: Buffer, max: number, text: boolean): Buffer {
-  let end = Math.min(payload.length, max);
-  // Back off from the middle of a character: continuation bytes are 10xxxxxx.
-  if (text && end < payload.length) while (end > 0 && (payload[end]! & 0xc0) === 0x80) end--;
+  const end = keptLength(payload, max, text);
   const copy = Buffer.allocUnsafe(end);
   payload.copy(copy, 0, 0, end);
   return copy;
@@ -169,6 +226,6 @@ export function detailOf(connection: string, entry: Entry): MessageDetail {
     ...rowOf(connection, entry),
     payload: entry.payload.toString(utf8 ? 'utf8' : 'base64'),
     encoding: utf8 ? 'utf8' : 'base64',
-    truncated: entry.payload.length < entry.size,
+    truncated: entry.kept < entry.size,
   };
 }

@@ -136,8 +136,11 @@ export interface InspectorEvents {
   hello: { connections: ConnectionInfo[]; breakpoints: Breakpoint[]; held: HeldMessage[] };
   /** A connection is shown. */
   open: ConnectionInfo;
-  /** A frame passed (or was injected, or released after a hold). */
-  message: MessageRow;
+  /**
+   * The rows of one flush (frames that passed, were injected, or were released after a hold), in
+   * order: of every connection, or of the one the page subscribed to (`?connection=<id>`).
+   */
+  messages: MessageRow[];
   /** A connection's counts, at most every 500 ms, only when they changed. */
   stats: { id: string; client: SideStats; upstream: SideStats };
   /** A connection ended (`closed` set). */

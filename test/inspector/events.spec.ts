@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { expect } from 'chai';
-import { FLUSH_INTERVAL } from '../../src/inspector/events.js';
+import { FLUSH_INTERVAL, FLUSH_ROWS } from '../../src/inspector/events.js';
 import { waitFor } from '../helpers/sockets.js';
 import { fakeTimers, onCleanup, releaseAll, turns } from '../proxy/rig.js';
 import { call, inspectRig, sse, started } from './helpers.js';
@@ -74,6 +74,97 @@ describe('inspector/events', () => {
       const fromClient = page.events.filter((e) => e.event === 'message' && e.data.from === 'client').map((e) => e.data.preview);
       expect(fromClient).to.deep.equal(Array.from({ length: 100 }, (_, i) => `burst ${i}`));
     }
+  });
+
+  it('sends the rows of a flush as one messages event per page, in order', async () => {
+    const clock = fakeTimers();
+    const { port, client } = await inspectRig();
+    const page = await sse(port);
+    await page.next('hello');
+    const peer = await client();
+    for (let i = 0; i < 30; i++) peer.ws.send(`row ${i}`);
+    await peer.waitMessages(30);
+    await turns();
+    clock.tick(FLUSH_INTERVAL);
+    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    // open, then the 60 rows (30 each way) in ONE event, in the order they passed.
+    expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'messages']);
+    const rows = page.raw[2]!.data as { seq: number; from: string; preview: string }[];
+    expect(rows.map((r) => r.seq)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(rows.filter((r) => r.from === 'client').map((r) => r.preview)).to.deep.equal(Array.from({ length: 30 }, (_, i) => `row ${i}`));
+  });
+
+  it('sends the rows at once, without waiting for the interval, once FLUSH_ROWS wait', async () => {
+    const clock = fakeTimers();
+    const { port, client } = await inspectRig();
+    const page = await sse(port);
+    await page.next('hello');
+    const peer = await client();
+    for (let i = 0; i < FLUSH_ROWS; i++) peer.ws.send(`r${i}`);
+    await peer.waitMessages(FLUSH_ROWS);
+    // 2 * FLUSH_ROWS rows passed and no timer ran: two full batches went out, nothing else waits.
+    await waitFor(() => page.raw.filter((e) => e.event === 'messages').length === 2);
+    for (const batch of page.raw.filter((e) => e.event === 'messages')) expect(batch.data).to.have.length(FLUSH_ROWS);
+    clock.tick(FLUSH_INTERVAL);
+    await turns();
+    expect(page.raw.filter((e) => e.event === 'messages')).to.have.length(2);
+  });
+
+  it('sends a page subscribed to a connection only its rows, and every connection\'s other events', async () => {
+    const clock = fakeTimers();
+    const { insp, port, client } = await inspectRig();
+    const first = await client();
+    const second = await client();
+    await waitFor(() => insp.hub.connections().length === 2);
+    const [a, b] = insp.hub.connections().map((c) => c.id) as [string, string];
+    const onlyB = await sse(port, `?connection=${encodeURIComponent(b)}`);
+    const none = await sse(port, '?connection=');
+    const all = await sse(port);
+    await Promise.all([onlyB.next('hello'), none.next('hello'), all.next('hello')]);
+    expect(insp.channel.subscriptions().map(String).sort()).to.deep.equal(['', b, 'null'].sort());
+    first.ws.send('one');
+    second.ws.send('two');
+    await Promise.all([first.waitMessages(1), second.waitMessages(1)]);
+    await turns();
+    clock.tick(500 + FLUSH_INTERVAL);
+    await waitFor(() => all.events.filter((e) => e.event === 'message').length === 4);
+    await waitFor(() => onlyB.events.filter((e) => e.event === 'stats').length === 2);
+    const rowsOf = (page: typeof all, id?: string): string[] => page.events
+      .filter((e) => e.event === 'message' && (id === undefined || e.data.connection === id))
+      .map((e) => `${e.data.connection}:${e.data.from}:${e.data.preview}`);
+    expect(rowsOf(all, a)).to.have.length(2);
+    expect(rowsOf(all, b)).to.have.length(2);
+    expect(rowsOf(onlyB)).to.deep.equal(rowsOf(all, b));
+    // Stats of both connections, whatever the subscription.
+    expect(onlyB.events.filter((e) => e.event === 'stats').map((e) => e.data.id).sort()).to.deep.equal([a, b].sort());
+    // A close and the breakpoints reach every page.
+    first.ws.close(1000);
+    await call(port, 'POST', '/api/breakpoints', { from: 'both', pattern: 'zz' });
+    await waitFor(() => insp.hub.get(a)!.closed !== null);
+    clock.tick(FLUSH_INTERVAL);
+    for (const page of [onlyB, none]) {
+      expect((await page.next('close')).id).to.equal(a);
+      await page.next('breakpoints');
+    }
+    expect(none.raw.filter((e) => e.event === 'messages')).to.deep.equal([]);
+    expect(onlyB.raw.filter((e) => e.event === 'messages').flatMap((e) => e.data.map((r: { connection: string }) => r.connection))).to.not.include(a);
+  });
+
+  it('queues no row when no page takes its connection', async () => {
+    const clock = fakeTimers();
+    const { insp, port, client } = await inspectRig();
+    const page = await sse(port, '?connection=nobody');
+    await page.next('hello');
+    const peer = await client();
+    peer.ws.send('unseen');
+    await peer.waitMessages(1);
+    expect(insp.channel.wants(insp.hub.connections()[0]!.id)).to.equal(false);
+    clock.tick(500 + FLUSH_INTERVAL);
+    await page.next('stats');
+    expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'stats']);
+    // The rows are still kept for the API.
+    const rows = (await call(port, 'GET', `/api/connections/${insp.hub.connections()[0]!.id}/messages`)).json;
+    expect(rows.map((r: { preview: string }) => r.preview)).to.deep.equal(['unseen', 'unseen']);
   });
 
   it('drops a page that does not read once it buffered maxPageBuffer bytes, and keeps the others', async () => {

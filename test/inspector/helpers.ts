@@ -97,7 +97,10 @@ export interface SseEvent {
 
 /** An open event stream. */
 export interface SseReader {
+  /** The events, each row of a `messages` event as a `message` event of its own. */
   events: SseEvent[];
+  /** The events as sent (`messages` whole). */
+  raw: SseEvent[];
   res: http.IncomingMessage;
   /** Whether the server ended or cut the response. */
   ended: () => boolean;
@@ -106,11 +109,12 @@ export interface SseReader {
   close(): void;
 }
 
-/** Opens `GET /api/events` and parses what arrives. */
+/** Opens `GET /api/events` (`query`: e.g. `?connection=<id>`) and parses what arrives. */
 export function sse(port: number, query = ''): Promise<SseReader> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: `/api/events${query}`, agent: false }, (res) => {
       const events: SseEvent[] = [];
+      const raw: SseEvent[] = [];
       let buffered = '';
       let done = false;
       res.setEncoding('utf8');
@@ -126,7 +130,11 @@ export function sse(port: number, query = ''): Promise<SseReader> {
             if (line.startsWith('event: ')) event = line.slice(7);
             else if (line.startsWith('data: ')) data = line.slice(6);
           }
-          if (data !== undefined) events.push({ event, data: JSON.parse(data) });
+          if (data === undefined) continue;
+          const parsed = JSON.parse(data);
+          raw.push({ event, data: parsed });
+          if (event === 'messages') for (const row of parsed) events.push({ event: 'message', data: row });
+          else events.push({ event, data: parsed });
         }
       });
       const finish = (): void => {
@@ -137,6 +145,7 @@ export function sse(port: number, query = ''): Promise<SseReader> {
       res.on('error', finish);
       const reader: SseReader = {
         events,
+        raw,
         res,
         ended: () => done,
         async next(event, test = () => true) {

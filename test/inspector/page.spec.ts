@@ -15,6 +15,7 @@ import { type Browser, type BrowserContext, type Page, chromium } from 'playwrig
 import { WebSocket } from 'ws';
 import { type Inspector, inspector } from '../../src/index.js';
 import { startUpstream } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll } from '../proxy/rig.js';
 import { listening } from '../server/helpers.js';
 
@@ -334,6 +335,42 @@ describe('inspector page (headless Chromium)', function () {
     await page.locator('#breakpoints li[data-id]').waitFor({ state: 'detached' });
     ws.send('another secret');
     await r.upstream[0]!.got('another secret');
+  });
+
+  it('takes the rows of the selected connection only, moving its live channel when another is selected', async () => {
+    const r = await rig();
+    const page = await openPage(r.insp);
+    const one = await r.client();
+    const two = await r.client();
+    const ids = () => r.insp.hub.connections().map((c) => c.id);
+    await page.locator('#connections li[data-id]').nth(1).waitFor();
+    const [first, second] = ids() as [string, string];
+    // The first connection is selected by default, and the channel follows it.
+    await page.locator(`#connections li[data-id="${first}"][aria-selected="true"]`).waitFor();
+    await waitFor(() => JSON.stringify(r.insp.channel.subscriptions()) === JSON.stringify([first]));
+    one.ws.send('on one');
+    await one.inbox.got('on one');
+    await expectRows(page, ['c:on one', 'u:on one']);
+
+    const streams: string[] = [];
+    page.on('request', (req) => {
+      if (req.url().includes('/api/events')) streams.push(new URL(req.url()).searchParams.get('connection') ?? '(all)');
+    });
+    await page.locator(`#connections li[data-id="${second}"]`).click();
+    await waitFor(() => JSON.stringify(r.insp.channel.subscriptions()) === JSON.stringify([second]));
+    expect(streams).to.deep.equal([second]);
+    await page.locator('#status.live').waitFor();
+    two.ws.send('on two');
+    await two.inbox.got('on two');
+    await expectRows(page, ['c:on two', 'u:on two']);
+    // Rows that passed on the first while it was not shown are fetched when it is selected again.
+    one.ws.send('while away');
+    await one.inbox.got('while away');
+    await page.locator(`#connections li[data-id="${first}"]`).click();
+    await expectRows(page, ['c:on one', 'c:while away', 'u:on one', 'u:while away']);
+    await waitFor(() => JSON.stringify(r.insp.channel.subscriptions()) === JSON.stringify([first]));
+    one.ws.send('live again');
+    await expectRows(page, ['c:on one', 'c:while away', 'c:live again', 'u:on one', 'u:while away', 'u:live again']);
   });
 
   it("downloads the connection's HAR with its _webSocketMessages", async () => {

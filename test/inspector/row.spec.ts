@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { binaryFrame, closeFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
-import { EDITED, INJECTED, detailOf, keepPayload, makeEntry, preview, rowJson, rowOf } from '../../src/inspector/row.js';
+import { EDITED, ENTRY_OVERHEAD, INJECTED, detailOf, keepPayload, makeEntry, preview, rowJson, rowOf } from '../../src/inspector/row.js';
 
 describe('inspector/row', () => {
   it('previews text as its first 120 characters, never half a surrogate pair', () => {
@@ -47,5 +47,17 @@ describe('inspector/row', () => {
     expect(detailOf('c', makeEntry(binaryFrame(Buffer.from('ab')), 1, 'client', true, 0, 100))).to.include({ payload: 'YWI=', encoding: 'base64', truncated: false });
     // A text fragment that splits a character is not valid text on its own.
     expect(detailOf('c', makeEntry(continuationFrame(Buffer.from([0xa9])), 1, 'client', false, 0, 100))).to.include({ payload: 'qQ==', encoding: 'base64' });
+  });
+  it('keeps each entry\'s bytes apart, across slabs and for large payloads, whatever the source buffer becomes', () => {
+    const sources = Array.from({ length: 300 }, (_, i) => Buffer.alloc(i % 7 === 0 ? 3000 : 50, i % 256));
+    const entries = sources.map((source, i) => makeEntry(binaryFrame(source), i + 1, 'client', true, 0, 65536));
+    for (const source of sources) source.fill(0xee);
+    entries.forEach((entry, i) => {
+      expect(entry.kept).to.equal(i % 7 === 0 ? 3000 : 50);
+      expect(entry.cost).to.equal(entry.kept + ENTRY_OVERHEAD);
+      expect(entry.payload.equals(Buffer.alloc(entry.kept, i % 256))).to.equal(true);
+    });
+    const empty = makeEntry(textFrame(''), 1, 'client', false, 0, 100);
+    expect(empty.payload).to.have.length(0);
   });
 });

@@ -98,7 +98,7 @@ export function fetchMessage(id, seq) {
  * @typedef {object} EventHandlers
  * @property {(hello: Hello) => void} hello
  * @property {(c: ConnectionInfo) => void} open
- * @property {(row: MessageRow) => void} message
+ * @property {(rows: MessageRow[]) => void} messages
  * @property {(s: { id: string, client: SideStats, upstream: SideStats }) => void} stats
  * @property {(c: ConnectionInfo) => void} close
  * @property {(h: HeldMessage) => void} held
@@ -110,15 +110,22 @@ export function fetchMessage(id, seq) {
 /**
  * Opens the live channel. EventSource reconnects by itself (after a network error or when the
  * server dropped a page that read too slowly); each reconnection starts with a new `hello`.
+ * Handlers are called only while the returned source is open: after `close()` nothing more arrives.
  * @param {EventHandlers} handlers
+ * @param {string | null} connection - the connection whose rows to receive ('' for none; the
+ *   server sends every connection's `open`, `close` and `stats` anyway), or null for every
+ *   connection's rows
  * @returns {EventSource}
  */
-export function openEvents(handlers) {
-  const source = new EventSource(apiUrl('/api/events'));
+export function openEvents(handlers, connection) {
+  const path = connection === null ? '/api/events' : `/api/events?connection=${encodeURIComponent(connection)}`;
+  const source = new EventSource(apiUrl(path));
   /** @type {(keyof EventHandlers)[]} */
-  const names = ['hello', 'open', 'message', 'stats', 'close', 'held', 'resolved', 'breakpoints'];
+  const names = ['hello', 'open', 'messages', 'stats', 'close', 'held', 'resolved', 'breakpoints'];
   for (const name of names) {
     source.addEventListener(name, (event) => {
+      // An event already queued when the page moved to another source is not this page's any more.
+      if (source.readyState === EventSource.CLOSED) return;
       // The server's `event: open` and EventSource's own "connected" event share the name 'open':
       // only the server's carries data.
       if (!(event instanceof MessageEvent)) {
@@ -131,6 +138,8 @@ export function openEvents(handlers) {
   }
   // EventSource retries by itself after a network error, but gives up on an HTTP error (a 401
   // for a wrong token): then it is CLOSED.
-  source.addEventListener('error', () => handlers.status(source.readyState === EventSource.CLOSED ? 'failed' : 'reconnecting'));
+  source.addEventListener('error', () => {
+    handlers.status(source.readyState === EventSource.CLOSED ? 'failed' : 'reconnecting');
+  });
   return source;
 }

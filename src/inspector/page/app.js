@@ -57,6 +57,9 @@ function selectConnection(id) {
   actions.setConnection(id, info !== undefined && info.closed === null);
   table.setSource(id === null ? [] : store.rowsOf(id));
   if (id !== null) void backfill(id);
+  // The live channel carries the rows of the selected connection only: move it. Its new `hello`
+  // backfills again, which covers the rows that passed between the two streams.
+  subscribe(id);
 }
 
 /**
@@ -101,7 +104,8 @@ function selectDefault() {
   selectConnection(first.done === true ? null : first.value);
 }
 
-openEvents({
+/** @type {import('./api.js').EventHandlers} */
+const handlers = {
   hello(hello) {
     store.reset(hello);
     connections.sync(store.connections.values());
@@ -115,13 +119,19 @@ openEvents({
     connections.sync(store.connections.values());
     selectDefault();
   },
-  message(row) {
-    addRows(row.connection, [row]);
+  messages(rows) {
+    // Rows come in order, usually all of one connection: add each run of one connection at once.
+    let start = 0;
+    for (let i = 1; i <= rows.length; i++) {
+      if (i < rows.length && rows[i].connection === rows[start].connection) continue;
+      addRows(rows[start].connection, start === 0 && i === rows.length ? rows : rows.slice(start, i));
+      start = i;
+    }
   },
   stats(stats) {
     if (!store.updateStats(stats)) return;
     const info = store.connections.get(stats.id);
-    if (info !== undefined) connections.update(info);
+    if (info !== undefined) connections.updateCounts(info);
   },
   close(info) {
     store.upsertConnection(info);
@@ -145,7 +155,26 @@ openEvents({
     el.textContent = state === 'open' ? 'live' : state === 'reconnecting' ? 'reconnecting…' : 'disconnected: reload the page (is the token right?)';
     el.classList.toggle('live', state === 'open');
   },
-});
+};
+
+/** @type {EventSource | null} */
+let source = null;
+/** @type {string | undefined} the connection `source` carries the rows of ('' for none) */
+let subscribed;
+
+/**
+ * (Re)opens the live channel for the rows of a connection (none for null), unless it is open for
+ * it already.
+ * @param {string | null} id
+ */
+function subscribe(id) {
+  const wanted = id ?? '';
+  if (source !== null && subscribed === wanted && source.readyState !== EventSource.CLOSED) return;
+  source?.close();
+  subscribed = wanted;
+  source = openEvents(handlers, wanted);
+}
+subscribe(null);
 
 // Filters.
 const filterFrom = /** @type {HTMLSelectElement} */ ($('filter-from'));

@@ -15,6 +15,11 @@ export function formatAge(ms) {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
 }
 
+/** Frames and bytes each way. @param {ConnectionInfo} c */
+function countsText(c) {
+  return `↑ ${c.fromClient.frames} (${formatSize(c.fromClient.bytes)}) ↓ ${c.fromUpstream.frames} (${formatSize(c.fromUpstream.bytes)})`;
+}
+
 /** @param {string} className @param {string} text */
 function span(className, text) {
   const el = document.createElement('span');
@@ -109,10 +114,23 @@ export class ConnectionList {
       span('state', c.closed === null ? 'open' : 'closed'),
       span('peers', `${c.clientAddress ?? '?'} ⇄ ${c.upstreamUrl ?? '?'}`),
       span('age', this.age(li)),
-      span('counts', `↑ ${c.fromClient.frames} (${formatSize(c.fromClient.bytes)}) ↓ ${c.fromUpstream.frames} (${formatSize(c.fromUpstream.bytes)})`),
+      span('counts', countsText(c)),
       span('codes', codes),
     );
     li.title = `${c.id}: client ${c.clientAddress ?? '?'}, upstream ${c.upstreamUrl ?? '?'}; ↑ from client, ↓ from upstream; close codes client/upstream`;
+  }
+
+  /**
+   * Shows new counts (a `stats` event): only the counts' text changes.
+   * @param {ConnectionInfo} c
+   */
+  updateCounts(c) {
+    const el = this.items.get(c.id)?.querySelector('.counts');
+    if (el === null || el === undefined) {
+      this.update(c);
+      return;
+    }
+    el.textContent = countsText(c);
   }
 
   /** @param {HTMLElement} li */

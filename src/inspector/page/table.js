@@ -17,6 +17,13 @@ import { lowerBound } from './store.js';
 export const ROW_HEIGHT = 24;
 /** Rows rendered above and below the visible ones, so a fast scroll shows no blank. */
 const OVERSCAN = 10;
+/**
+ * Milliseconds at least between two renders for rows that arrived (a scroll, a resize or a filter
+ * renders at the next frame): nobody reads a tail that moves more than five times a second, and each
+ * render (layout, scroll, paint of the table) costs the browser, on the proxy's machine, far more
+ * than taking the rows in.
+ */
+export const LIVE_RENDER_GAP = 200;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
@@ -127,6 +134,10 @@ export class MessageTable {
     /** The scrollTop the table set last: a scroll event elsewhere comes from the user. */
     this.ownScrollTop = -1;
     this.scheduled = false;
+    /** When the last render ran (performance.now()). */
+    this.lastRender = -Infinity;
+    /** @type {ReturnType<typeof setTimeout> | undefined} a render for rows, waiting for its gap */
+    this.liveTimer = undefined;
 
     this.viewport.addEventListener('scroll', () => this.onScroll(), { passive: true });
     this.viewport.addEventListener('click', (e) => {
@@ -196,7 +207,7 @@ export class MessageTable {
       if (this.paused) this.pending++;
       else this.view.push(row);
     }
-    this.schedule();
+    this.schedule(true);
   }
 
   /**
@@ -297,22 +308,43 @@ export class MessageTable {
     this.schedule();
   }
 
-  /** Renders at the next frame, once however many rows arrived meanwhile. */
-  schedule() {
+  /**
+   * Renders at the next frame, once however many rows arrived meanwhile; for rows that arrived
+   * (`live`), not sooner than {@link LIVE_RENDER_GAP} ms after the last render.
+   * @param {boolean} [live]
+   */
+  schedule(live = false) {
     if (this.scheduled) return;
+    if (live) {
+      const wait = this.lastRender + LIVE_RENDER_GAP - performance.now();
+      if (wait > 0) {
+        this.liveTimer ??= setTimeout(() => {
+          this.liveTimer = undefined;
+          this.schedule();
+        }, wait);
+        return;
+      }
+    }
     this.scheduled = true;
     requestAnimationFrame(() => {
       this.scheduled = false;
+      this.lastRender = performance.now();
       this.render();
     });
   }
 
   render() {
+    // Every DOM write below is skipped when it would write what is there already: a write, even of
+    // the same value, makes the browser lay out and paint the table again.
     const vp = this.viewport;
     const total = this.view.length;
-    this.spacer.style.height = `${total * ROW_HEIGHT}px`;
-    vp.setAttribute('aria-rowcount', String(total));
-    if (this.following && !this.paused) this.scrollTo(Math.max(0, total * ROW_HEIGHT - vp.clientHeight));
+    const height = `${total * ROW_HEIGHT}px`;
+    if (this.spacer.style.height !== height) this.spacer.style.height = height;
+    setAttribute(vp, 'aria-rowcount', String(total));
+    if (this.following && !this.paused) {
+      const bottom = Math.max(0, total * ROW_HEIGHT - vp.clientHeight);
+      if (Math.abs(vp.scrollTop - bottom) >= 1) this.scrollTo(bottom);
+    }
 
     const first = Math.max(0, Math.floor(vp.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(total, Math.ceil((vp.scrollTop + vp.clientHeight) / ROW_HEIGHT) + OVERSCAN);
@@ -327,8 +359,11 @@ export class MessageTable {
         this.rendered.set(row.seq, el);
         this.spacer.append(el);
       }
-      el.style.transform = `translateY(${i * ROW_HEIGHT}px)`;
-      el.setAttribute('aria-rowindex', String(i + 1));
+      if (placed.get(el) !== i) {
+        placed.set(el, i);
+        el.style.transform = `translateY(${i * ROW_HEIGHT}px)`;
+        el.setAttribute('aria-rowindex', String(i + 1));
+      }
     }
     // Rows that scrolled out of range leave the DOM (elements in range are kept, not recreated:
     // a click between mousedown and mouseup still lands on the same element).
@@ -338,8 +373,21 @@ export class MessageTable {
         this.rendered.delete(seq);
       }
     }
-    this.pendingEl.hidden = !this.paused;
-    this.pendingEl.textContent = `${this.pending} new`;
-    this.countEl.textContent = `${total} row${total === 1 ? '' : 's'}`;
+    if (this.pendingEl.hidden !== !this.paused) this.pendingEl.hidden = !this.paused;
+    setText(this.pendingEl, `${this.pending} new`);
+    setText(this.countEl, `${total} row${total === 1 ? '' : 's'}`);
   }
+}
+
+/** The index each rendered row element is placed at. @type {WeakMap<HTMLElement, number>} */
+const placed = new WeakMap();
+
+/** @param {HTMLElement} el @param {string} text */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/** @param {HTMLElement} el @param {string} name @param {string} value */
+function setAttribute(el, name, value) {
+  if (el.getAttribute(name) !== value) el.setAttribute(name, value);
 }
