@@ -88,9 +88,12 @@ export class FrameParser {
   private readonly chunks: Buffer[] = [];
   /** Offset of the first unconsumed byte in `chunks[0]`. */
   private offset = 0;
-  private readonly scratch = Buffer.allocUnsafe(14);
-  private readonly key = Buffer.allocUnsafe(4);
-  private readonly rotatedKey = Buffer.allocUnsafe(4);
+  // One small store of the parser's own, outside Node's shared 8 KiB pool: a pooled slice lives as
+  // long as the connection and would keep its whole pool slab alive (about 8 KiB per buffer).
+  private readonly store = Buffer.allocUnsafeSlow(22);
+  private readonly scratch = this.store.subarray(0, 14);
+  private readonly key = this.store.subarray(14, 18);
+  private readonly rotatedKey = this.store.subarray(18, 22);
 
   /** Whether a header has been read and its payload is awaited. */
   private haveHeader = false;

@@ -111,9 +111,12 @@ export class FrameWritable extends Writable {
   private readonly generateMask: GenerateMask;
   private readonly closeTimeout: number;
   private readonly allowRsv1: boolean;
-  private readonly key = Buffer.allocUnsafe(4);
+  // Outside Node's shared 8 KiB pool: a pooled slice lives as long as the connection and would keep
+  // its whole pool slab alive.
+  private readonly keys = Buffer.allocUnsafeSlow(8);
+  private readonly key = this.keys.subarray(0, 4);
   /** The key of the frame being written in pieces, rotated per piece into `key`. */
-  private readonly pieceKey = Buffer.allocUnsafe(4);
+  private readonly pieceKey = this.keys.subarray(4, 8);
   /** Payload length of the frame being written in pieces, or -1 when none is open. */
   private pieceLength = -1;
   /** Offset the next piece of the open frame must start at. */
