@@ -10,6 +10,7 @@ import type { WebSocketProxy } from '../proxy/websocket-proxy.js';
 import type { Stage, StageContext } from '../transforms/stage.js';
 import type { MetricsRegistry } from '../transforms/metrics.js';
 import { type CompiledRoute, type Route, type RouteTarget, checkHeaders, compileRoute, compileRoutes } from './routes.js';
+import { DEFAULT_MAX_FORWARDED_HEADERS, DEFAULT_MAX_FORWARDED_HEADER_BYTES } from '../handshake/headers.js';
 
 /** An HTTP answer to an upgrade request that is refused: see {@link ProxyServerOptions.authorize}. */
 export interface Refusal {
@@ -103,6 +104,19 @@ export interface ProxyServerOptions extends Omit<ProxyOptions<WebSocketProxy>, '
    */
   xForwarded?: boolean;
   /**
+   * Most client request headers forwarded to an upstream; the rest are left out (and a warning is
+   * logged), so that a client's header flood cannot push the handshake's own headers past the
+   * upstream's limits (they always go, first). See `ForwardedHeadersOptions.maxHeaders`.
+   * @defaultValue 100
+   */
+  maxForwardedHeaders?: number;
+  /**
+   * Most bytes of client request headers forwarded to an upstream (name, value and 4 bytes a line).
+   * See `ForwardedHeadersOptions.maxHeaderBytes`.
+   * @defaultValue 8192
+   */
+  maxForwardedHeaderBytes?: number;
+  /**
    * TLS options of the upstream handshakes.
    * @defaultValue Node's defaults
    */
@@ -166,6 +180,8 @@ export interface ResolvedServerOptions {
   allowedOrigins: ((origin: string | undefined, req: IncomingMessage) => boolean) | undefined;
   headers: Readonly<Record<string, string | null>>;
   xForwarded: boolean;
+  maxForwardedHeaders: number;
+  maxForwardedHeaderBytes: number;
   upstreamTls: UpstreamTlsOptions;
   maxConnections: number;
   maxConnectionsPerIp: number;
@@ -189,7 +205,8 @@ const PROXY_KEYS: Readonly<Record<keyof ProxyOptions, true>> = {
 };
 
 const SERVER_KEYS = new Set([
-  'routes', 'target', 'transforms', 'authorize', 'allowedOrigins', 'headers', 'xForwarded', 'upstreamTls',
+  'routes', 'target', 'transforms', 'authorize', 'allowedOrigins', 'headers', 'xForwarded', 'maxForwardedHeaders',
+  'maxForwardedHeaderBytes', 'upstreamTls',
   'maxConnections', 'maxConnectionsPerIp', 'retryAfter', 'handshakeTimeout', 'maxHeaderSize', 'tls', 'healthPath',
   'registry',
 ]);
@@ -250,6 +267,8 @@ export function resolveServerOptions(options: ProxyServerOptions): ResolvedServe
     allowedOrigins: originCheck(options.allowedOrigins),
     headers: options.headers ?? {},
     xForwarded: options.xForwarded ?? true,
+    maxForwardedHeaders: count('maxForwardedHeaders', options.maxForwardedHeaders, DEFAULT_MAX_FORWARDED_HEADERS, 0),
+    maxForwardedHeaderBytes: count('maxForwardedHeaderBytes', options.maxForwardedHeaderBytes, DEFAULT_MAX_FORWARDED_HEADER_BYTES, 0),
     upstreamTls: options.upstreamTls ?? {},
     maxConnections: count('maxConnections', options.maxConnections, Infinity, 1),
     maxConnectionsPerIp: count('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity, 1),

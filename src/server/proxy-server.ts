@@ -526,7 +526,8 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         }
       }
     }
-    return { ...this.options.upstreamTls, headers, forwarded: { xForwarded: this.options.xForwarded, exclude } };
+    const { xForwarded, maxForwardedHeaders: maxHeaders, maxForwardedHeaderBytes: maxHeaderBytes } = this.options;
+    return { ...this.options.upstreamTls, headers, forwarded: { xForwarded, exclude, maxHeaders, maxHeaderBytes } };
   }
 
   /** Reports an error: to `'error'` listeners, or to the logger when there are none. */

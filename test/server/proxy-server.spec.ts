@@ -285,6 +285,23 @@ describe('server/ProxyServer', () => {
       await client.closed;
     });
 
+    it('maxForwardedHeaders / maxForwardedHeaderBytes bound the client headers forwarded, the handshake\'s own always go', async () => {
+      const upstream = await echoUpstream();
+      const { url } = await listening({ target: upstream.url, maxForwardedHeaders: 5, maxForwardedHeaderBytes: 4096 });
+      const extra: Record<string, string> = {};
+      for (let i = 0; i < 40; i++) extra[`x-extra-${i}`] = `value ${i}`;
+      const client = await wsClient(url, undefined, { headers: extra });
+      const forwarded = upstream.requests[0]!.headers;
+      const kept = Object.keys(forwarded).filter((name) => name.startsWith('x-extra-'));
+      expect(kept.length).to.be.at.most(5);
+      expect(forwarded['sec-websocket-key']).to.be.a('string');
+      expect(forwarded.upgrade).to.equal('websocket');
+      client.ws.close();
+      await client.closed;
+      expect(() => createProxyServer({ target: upstream.url, maxForwardedHeaders: -1 })).to.throw(TypeError, 'options.maxForwardedHeaders must be an integer >= 0');
+      expect(() => createProxyServer({ target: upstream.url, maxForwardedHeaderBytes: 1.5 })).to.throw(TypeError, 'options.maxForwardedHeaderBytes must be an integer >= 0');
+    });
+
     it('makes stages per connection from factories, and runs onFrame', async () => {
       const upstream = await echoUpstream();
       const ids = new Set<string>();
