@@ -141,6 +141,21 @@ let pool: Buffer | undefined;
 let poolOffset = POOL_SIZE;
 
 /**
+ * The key that masks a payload from byte `offset` on, as bytes `0..3` of a piece: `key` rotated by
+ * `offset % 4`, since byte `i` of a payload is masked with key byte `i % 4` (RFC 6455 section 5.3).
+ *
+ * @param key - the frame's 4-byte masking key
+ * @param offset - index in the payload of the piece's first byte
+ * @param out - where the rotated key is written (4 bytes, not `key` itself)
+ */
+export function rotateKey(key: Buffer, offset: number, out: Buffer): void {
+  out[0] = key[offset & 3]!;
+  out[1] = key[(offset + 1) & 3]!;
+  out[2] = key[(offset + 2) & 3]!;
+  out[3] = key[(offset + 3) & 3]!;
+}
+
+/**
  * The default {@link GenerateMask}: 4 bytes from a pool refilled by `randomFillSync` 8 KiB at a time,
  * so a strong random key costs one system call per 2048 frames.
  *

@@ -9,7 +9,7 @@
  */
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, type FrameType, isValidCloseCode } from '../frame.js';
-import { mask, unmask } from './mask.js';
+import { mask, rotateKey, unmask } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 
 /** Which end of the connection the parser reads for: `'server'` reads a client, `'client'` a server. */
@@ -383,13 +383,8 @@ export class FrameParser {
     this.advance(first, n);
     const piece = start === 0 && n === first.length ? first : new BufferView(first.buffer, first.byteOffset + start, n);
     if (this.masked) {
-      const key = this.key;
-      const rotated = this.rotatedKey;
-      rotated[0] = key[offset & 3]!;
-      rotated[1] = key[(offset + 1) & 3]!;
-      rotated[2] = key[(offset + 2) & 3]!;
-      rotated[3] = key[(offset + 3) & 3]!;
-      unmask(piece, rotated);
+      rotateKey(this.key, offset, this.rotatedKey);
+      unmask(piece, this.rotatedKey);
     }
     const opcode = this.opcode;
     const fin = this.fin;

@@ -9,7 +9,7 @@ import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, type PartialPayload, opcodeOf } from '../frame.js';
 import { MASK_IN_PLACE_MIN, checkSendable, encodeFrame, headerLength, writeHeader } from '../protocol/encode.js';
-import { type GenerateMask, mask, randomMask } from '../protocol/mask.js';
+import { type GenerateMask, mask, randomMask, rotateKey } from '../protocol/mask.js';
 import type { Role } from '../protocol/parser.js';
 
 /**
@@ -358,11 +358,7 @@ export class FrameWritable extends Writable {
     let body = payload;
     if (masked && payload.length > 0) {
       const key = this.key;
-      const k = this.pieceKey;
-      key[0] = k[offset & 3]!;
-      key[1] = k[(offset + 1) & 3]!;
-      key[2] = k[(offset + 2) & 3]!;
-      key[3] = k[(offset + 3) & 3]!;
+      rotateKey(this.pieceKey, offset, key);
       // A piece handed over is a view of the reader's socket chunk: masked where it lies.
       if (!transferred.has(frame)) body = Buffer.allocUnsafe(payload.length);
       mask(payload, key, body, 0);

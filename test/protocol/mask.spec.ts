@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { hasNativeMask, mask, maskJs, randomMask, unmask, unmaskJs } from '../../src/protocol/mask.js';
+import { hasNativeMask, mask, maskJs, randomMask, rotateKey, unmask, unmaskJs } from '../../src/protocol/mask.js';
 import { SeededRandom } from '../helpers/random.js';
 
 /** The naive oracle: byte i XOR key[i % 4]. */
@@ -193,5 +193,26 @@ describe('mask', () => {
       expect(result.hasNativeMask).to.equal(false);
       expect(result.out).to.deep.equal([true, true, true, true, true, true, true, true, true]);
     });
+  });
+
+  it('rotateKey: pieces masked from their offsets with the rotated key equal the payload masked whole', () => {
+    const random = new SeededRandom(0x5eed);
+    const key = Buffer.from([0x11, 0x22, 0x33, 0x44]);
+    const rotated = Buffer.alloc(4);
+    rotateKey(key, 6, rotated);
+    expect([...rotated]).to.deep.equal([0x33, 0x44, 0x11, 0x22]);
+    for (let run = 0; run < 50; run++) {
+      const payload = Buffer.from(Array.from({ length: random.int(0, 200) }, () => random.int(0, 255)));
+      const whole = Buffer.alloc(payload.length);
+      mask(payload, key, whole, 0);
+      const pieces = Buffer.alloc(payload.length);
+      for (let offset = 0; offset < payload.length;) {
+        const n = Math.min(random.int(1, 9), payload.length - offset);
+        rotateKey(key, offset, rotated);
+        mask(payload.subarray(offset, offset + n), rotated, pieces, offset);
+        offset += n;
+      }
+      expect(pieces.equals(whole), `run ${run}`).to.equal(true);
+    }
   });
 });
