@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import type { Frame, FrameType } from '../frame.js';
-import { isValidUtf8 } from '../protocol/utf8.js';
+import { encodeData } from '../record/format.js';
 import type { ProxyRole } from '../proxy/options.js';
 import type { MessageDetail, MessageRow } from './types.js';
 
@@ -221,11 +221,6 @@ function isPrintable(payload: Buffer): boolean {
  * @param entry - a kept entry
  */
 export function detailOf(connection: string, entry: Entry): MessageDetail {
-  const utf8 = !entry.binary && isValidUtf8(entry.payload);
-  return {
-    ...rowOf(connection, entry),
-    payload: entry.payload.toString(utf8 ? 'utf8' : 'base64'),
-    encoding: utf8 ? 'utf8' : 'base64',
-    truncated: entry.kept < entry.size,
-  };
+  const { data, encoding } = encodeData(entry.payload, entry.binary);
+  return { ...rowOf(connection, entry), payload: data, encoding, truncated: entry.kept < entry.size };
 }

@@ -91,8 +91,14 @@ export interface RecordMeta {
   binary?: boolean;
 }
 
-/** Base64 for binary payloads, UTF-8 text for text that is valid UTF-8 on its own. */
-function encodeData(bytes: Buffer, binary: boolean): { data: string; encoding: 'utf8' | 'base64' } {
+/**
+ * A payload as a string: UTF-8 text for text that is valid UTF-8 on its own (a fragment may split a
+ * character: then base64, so that it reads back byte for byte), base64 for binary.
+ *
+ * @param bytes - the payload
+ * @param binary - whether it belongs to a binary message
+ */
+export function encodeData(bytes: Buffer, binary: boolean): { data: string; encoding: 'utf8' | 'base64' } {
   if (!binary && isValidUtf8(bytes)) return { data: bytes.toString('utf8'), encoding: 'utf8' };
   return { data: bytes.toString('base64'), encoding: 'base64' };
 }
