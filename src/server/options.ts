@@ -241,7 +241,7 @@ export function resolveServerOptions(options: ProxyServerOptions): ResolvedServe
         throw new TypeError(`options.transforms.${role} must be a function (ctx) => stages: a server makes stages per connection`);
       }
     }
-    proxy.transforms = transforms;
+    proxy.transforms = Object.freeze({ ...transforms });
   }
   if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('options.authorize must be a function');
   if (options.headers !== undefined) checkHeaders(options.headers, 'options.headers');
@@ -262,7 +262,9 @@ export function resolveServerOptions(options: ProxyServerOptions): ResolvedServe
   }
   return {
     routes,
-    proxy: proxy as ProxyOptions<WebSocketProxy>,
+    // Frozen (with its transforms): every connection's WebSocketProxy then shares one resolution of
+    // these options instead of checking them again per connection (see optionsFor()).
+    proxy: Object.freeze(proxy) as ProxyOptions<WebSocketProxy>,
     authorize: options.authorize,
     allowedOrigins: originCheck(options.allowedOrigins),
     headers: options.headers ?? {},

@@ -195,7 +195,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       for (const entry of added) stages.push(...(entry[role]?.(context) ?? []));
       return stages;
     };
-    return { ...base, transforms: { client: direction('client'), upstream: direction('upstream') } };
+    return Object.freeze({ ...base, transforms: Object.freeze({ client: direction('client'), upstream: direction('upstream') }) });
   }
 
   /** Whether new upgrades are taken (false once {@link ProxyServer.close} was called). */
