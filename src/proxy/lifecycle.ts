@@ -16,6 +16,7 @@ import { FrameStage, type Stage, type StageContext, setStageContext, toError } f
 import { DeflateHop, directionCompression } from './deflate-hop.js';
 import { type HeldSocket, type HeldSocketOwner, holdSocket, releaseSocket, watchSocket } from './dormant.js';
 import { Forwarder } from './forwarder.js';
+import { Link, type LinkOwner } from './link.js';
 import { InflateStage } from './inflate-stage.js';
 import { describeFrame } from './log.js';
 import type { ProxyRole, ResolvedProxyOptions } from './options.js';
@@ -152,7 +153,7 @@ let lastId = 0;
  * The connection behind a `WebSocketProxy`: its two {@link Side}s, its directions and its state
  * machine. The proxy runs the handshakes and hands the sockets over with {@link Lifecycle.attach}.
  */
-export class Lifecycle implements SideOwner, HeldSocketOwner {
+export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
   private client: Side | undefined;
   private upstream: Side | undefined;
   /** The sockets handed over whose sides are not built yet (see {@link Lifecycle.attach}). */
@@ -537,6 +538,15 @@ export class Lifecycle implements SideOwner, HeldSocketOwner {
     const proxy = this.proxy;
     const userCode = onFrame !== undefined || this.stages[from.role].length > 0;
     const compression = directionCompression(from.deflate, to.deflate, userCode);
+    if (!options.aggregateFragments && !userCode && compression.inflate === undefined && compression.deflate === undefined) {
+      // Nothing on this direction needs whole frames: large ones are relayed as they arrive
+      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md), compressed
+      // frames passing through included (zlib would take whole frames). Nothing reads them either:
+      // they go the direct path, from the reader to the other side's outbox (see link.ts).
+      from.readable.enablePartialFrames();
+      to.forwarder = new Link(from, to, this);
+      return;
+    }
     const forwarder = new Forwarder({
       from: from.role,
       to: to.outbox,
@@ -557,12 +567,6 @@ export class Lifecycle implements SideOwner, HeldSocketOwner {
       onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
     });
     to.forwarder = forwarder;
-    if (!options.aggregateFragments && !userCode && compression.inflate === undefined && compression.deflate === undefined) {
-      // Nothing on this direction needs whole frames: large ones are relayed as they arrive
-      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md). Compressed
-      // frames passing through qualify; zlib takes whole frames.
-      from.readable.enablePartialFrames();
-    }
     const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];
     const inflate = compression.inflate === undefined ? undefined : new InflateStage(compression.inflate, options.validateUtf8);
     if (inflate !== undefined) stages.push(inflate as unknown as NodeJS.ReadWriteStream);
@@ -583,6 +587,22 @@ export class Lifecycle implements SideOwner, HeldSocketOwner {
       stages[i]!.on('error', stages[i] === (inflate as unknown) ? inflateOnError : stageOnError);
     }
     pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
+  }
+
+  /** @internal {@link LinkOwner}: a frame of a direct path (a piece counts as a frame once, at its first). */
+  onLinkFrame(from: Side, frame: Frame): void {
+    if (frame.partial === undefined || frame.partial.offset === 0) this.onInput(from, frame);
+    else this.onPiece(from, frame);
+  }
+
+  /** @internal {@link LinkOwner} */
+  onLinkClose(from: Side, to: Side, frame: Frame): boolean {
+    return this.onCloseAtForwarder(from, to, frame);
+  }
+
+  /** @internal {@link LinkOwner} */
+  onLinkEnd(from: Side, to: Side, err: Error | undefined): void {
+    this.onDirectionEnd(from, to, err);
   }
 
   /** A piece after the first of a frame relayed in pieces: activity and bytes, not a new frame. */

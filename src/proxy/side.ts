@@ -11,6 +11,7 @@ import { FrameReadable } from '../streams/frame-readable.js';
 import { FrameWritable } from '../streams/frame-writable.js';
 import type { DeflateHop } from './deflate-hop.js';
 import { type Forwarder, Outbox, type OutboxHooks } from './forwarder.js';
+import type { Link } from './link.js';
 import { Keepalive } from './keepalive.js';
 import type { ProxyRole } from './options.js';
 
@@ -113,8 +114,11 @@ export class Side implements OutboxHooks {
   readonly writable: FrameWritable;
   readonly outbox: Outbox;
   readonly summary: SideSummary = emptySummary();
-  /** The forwarder writing to this side, once the directions run. */
-  forwarder: Forwarder | undefined;
+  /**
+   * What writes to this side, once the directions run: the `Forwarder` at the end of the other
+   * side's pipeline, or the direct path's `Link` when no user code reads that direction.
+   */
+  forwarder: Forwarder | Link | undefined;
   /**
    * The error the side's reader failed with on its own, or the violation it ended its output on
    * (see readableOnViolation).

@@ -28,7 +28,13 @@ export type { CloseInfo, SideSummary, SideState } from './side.js';
 export type { ProxySummary, Ending, EndingRule, Reply } from './lifecycle.js';
 export { ENDINGS } from './lifecycle.js';
 
-/** The two streams of one side, for users who build their own pipelines. */
+/**
+ * The two streams of one side, for users who build their own pipelines instead of calling
+ * `execute()`. Once `execute()` runs, the proxy is their consumer: on a direction that no user
+ * code reads (no `aggregateFragments`, `onFrame` or stage), the reader hands its frames straight to
+ * the other side (see "The direct path" in docs/architecture.md) and none enters its queue, so
+ * listening to `'data'` there sees nothing; use a stage or `onFrame` to see frames.
+ */
 export interface ProxySide {
   /** Frames from this side. */
   readable: FrameReadable;

@@ -117,6 +117,22 @@ export interface FrameReadableOptions {
   endOnViolation?: boolean;
 }
 
+/**
+ * A consumer that takes frames straight from the parser instead of through the stream's queue (see
+ * {@link FrameReadable.setSink}): the proxy's direct path for a direction no user code reads.
+ * @internal
+ */
+export interface FrameSink {
+  /**
+   * Takes the next frame, in order.
+   *
+   * @returns false to be given no more until {@link FrameReadable.resumeSink}
+   */
+  write(frame: Frame): boolean;
+  /** The frames parsed from the bytes at hand were all given (a burst is over). */
+  flush(): void;
+}
+
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (value === Infinity) return value;
@@ -184,6 +200,10 @@ export class FrameReadable extends Readable {
   private readonly endOnViolation: boolean;
   /** The violation that stopped the parsing, once one did. */
   private violationError: WebSocketProxyError | undefined;
+  /** Where frames go instead of the queue, once {@link FrameReadable.setSink} was called. */
+  private sink: FrameSink | undefined;
+  /** Whether `drain()` is running (a sink that resumes from inside it must not re-enter it). */
+  private draining = false;
 
   private readonly onData = (chunk: Buffer): void => {
     this.received += chunk.length;
@@ -306,6 +326,26 @@ export class FrameReadable extends Readable {
     return this.parser.midMessage;
   }
 
+  /**
+   * @internal Hands every frame to `sink` instead of the stream's queue, from now on: nothing is
+   * pushed, no frame is queued, and the sink's answer is the backpressure (false stops the reading,
+   * and the socket, until {@link FrameReadable.resumeSink}). The stream still ends or fails as it
+   * would (`'end'` once flowing, `'error'`, `'close'`), so `finished()` tells when it is over. Call
+   * it before anything reads the stream, then `resume()` it.
+   *
+   * @param sink - the consumer
+   */
+  setSink(sink: FrameSink): void {
+    this.sink = sink;
+  }
+
+  /** @internal The sink can take frames again (it answered false before). */
+  resumeSink(): void {
+    if (this.done) return;
+    this.wanted = true;
+    if (!this.draining) this.drain();
+  }
+
   /** @internal */
   override _read(): void {
     if (this.queuedBytes >= this.highWaterMarkBytes) {
@@ -345,27 +385,40 @@ export class FrameReadable extends Readable {
     callback(err);
   }
 
-  /** @internal Parses and pushes frames while the consumer wants them. */
+  /** @internal Parses and pushes frames (or hands them to the sink) while the consumer wants them. */
   drain(): void {
+    const sink = this.sink;
+    this.draining = true;
     while (this.wanted && !this.done) {
       let frame: Frame | null;
       try {
         frame = this.parser.next();
       } catch (err) {
+        this.draining = false;
+        sink?.flush();
         this.fail(err as WebSocketProxyError);
         return;
       }
       if (frame === null) {
+        this.draining = false;
+        sink?.flush();
         if (this.socketEnded) this.endOfInput();
-        else this.socket.resume();
+        // Once per chunk: resume() only when the socket is not flowing already.
+        else if (this.socket.readableFlowing !== true) this.socket.resume();
         return;
       }
       if (frame.type === 'pong' && this.consumePong !== undefined && this.consumePong(frame)) continue;
-      const before = this.readableLength;
-      const more = this.push(frame);
-      // A frame handed straight to a 'data' listener never enters the queue.
-      if (this.readableLength > before) this.queuedBytes += frame.payload.length;
+      let more: boolean;
+      if (sink !== undefined) {
+        more = sink.write(frame);
+      } else {
+        const before = this.readableLength;
+        more = this.push(frame);
+        if (this.readableLength > before) this.queuedBytes += frame.payload.length;
+      }
       if (frame.type === 'close') {
+        this.draining = false;
+        sink?.flush();
         this.afterClose(frame);
         return;
       }
@@ -374,6 +427,8 @@ export class FrameReadable extends Readable {
         this.stallCount++;
       }
     }
+    this.draining = false;
+    sink?.flush();
     if (!this.done) this.socket.pause();
   }
 

@@ -124,6 +124,11 @@ export class FrameWritable extends Writable {
   private closeSent = false;
   private messageOpen = false;
   private corked = false;
+  /**
+   * The burst under way (see {@link FrameWritable.beginBatch}): 0 none, 1 open with nothing written
+   * yet, 2 one frame written at once, 3 the socket corked for the rest of the burst.
+   */
+  private batch = 0;
   /** Whether the socket's last write returned false and its 'drain' has not come yet. */
   private socketFull = false;
   /** Whether `write()` returned false for `socketFull` alone and so owes a 'drain'. */
@@ -224,6 +229,74 @@ export class FrameWritable extends Writable {
       return false;
     }
     return ret;
+  }
+
+  /**
+   * @internal Writes a frame at once, past this stream's queue, when nothing waits in it: the same
+   * checks, bytes and answer as {@link FrameWritable.write} (false: wait for 'drain'), without its
+   * per-write callback and tick. Otherwise (frames queued, the socket full, the stream ended,
+   * corked or destroyed) it is `write()`. An invalid frame destroys the stream with its error, as a
+   * failed `write()` does.
+   *
+   * @param frame - the frame to send
+   * @returns false when the caller should wait for 'drain'
+   */
+  writeNow(frame: Frame): boolean {
+    const socket = this.socket;
+    if (this.writableLength !== 0 || this.socketFull || this.writableCorked !== 0 || this.writableEnded || this.destroyed
+      || socket.destroyed || !socket.writable) {
+      return this.write(frame);
+    }
+    let buffers: Buffer[];
+    try {
+      buffers = this.encode(frame);
+    } catch (err) {
+      this.destroy(err as Error);
+      return false;
+    }
+    const batch = this.batch;
+    if (batch === 1) {
+      // The first frame of a burst goes at once: alone (one frame in flight), it needs no cork.
+      this.batch = 2;
+    } else if (batch === 2) {
+      // A second one: the rest of the burst is gathered into one socket write, at endBatch().
+      this.batch = 3;
+      socket.cork();
+    } else if (batch === 0 && !this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    let ok: boolean;
+    if (this.batch === 3 || this.corked) {
+      // Gathered by the cork: each buffer joins the one write to come.
+      ok = socket.write(buffers[0]!);
+      if (buffers.length === 2) ok = socket.write(buffers[1]!);
+    } else {
+      ok = buffers.length === 1 ? socket.write(buffers[0]!) : writeBoth(socket, buffers);
+    }
+    if (!ok) {
+      this.socketFull = true;
+      this.owesDrain = true;
+    }
+    return ok;
+  }
+
+  /**
+   * @internal Opens a burst of {@link FrameWritable.writeNow} calls that ends with
+   * {@link FrameWritable.endBatch}, called in the same tick: the first frame goes to the socket at
+   * once, the rest are gathered into one write at the end. Without a burst, frames written in one
+   * tick are gathered until the next tick.
+   */
+  beginBatch(): void {
+    if (this.batch === 0) this.batch = 1;
+  }
+
+  /** @internal Ends the burst: what it gathered goes to the socket now. */
+  endBatch(): void {
+    const corked = this.batch === 3;
+    this.batch = 0;
+    if (corked) this.socket.uncork();
   }
 
   /** @internal */
@@ -394,6 +467,15 @@ export class FrameWritable extends Writable {
 
 function uncork(stream: FrameWritable): void {
   stream.uncorkSocket();
+}
+
+/** A header and its payload written as one socket write (a writev), the socket not corked already. */
+function writeBoth(socket: Duplex, buffers: Buffer[]): boolean {
+  socket.cork();
+  socket.write(buffers[0]!);
+  const ok = socket.write(buffers[1]!);
+  socket.uncork();
+  return ok;
 }
 
 function noop(): void {}

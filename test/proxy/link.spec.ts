@@ -1,0 +1,149 @@
+/**
+ * The direct path (src/proxy/link.ts): a direction with no aggregation, no onFrame and no stage goes
+ * from the source's reader to the destination's outbox without stream stages. Through a real proxy
+ * on loopback: order and bytes with frames split across writes, backpressure and its release, the
+ * source ending or the destination failing while a frame waits, and the choice of the path.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { type Frame, binaryFrame, closeFrame, textFrame } from '../../src/frame.js';
+import { encodeFrame } from '../../src/protocol/encode.js';
+import type { WebSocketProxy } from '../../src/proxy/websocket-proxy.js';
+import { randomFrames, view } from '../helpers/frames.js';
+import { SeededRandom } from '../helpers/random.js';
+import { rawRig, releaseAll } from './rig.js';
+
+/** A peer's frames as one wire buffer, masked per frame for a client. */
+function wireOf(frames: readonly Frame[], masked: boolean): Buffer {
+  return Buffer.concat(frames.flatMap((frame) => encodeFrame(frame, masked ? randomBytes(4) : undefined)));
+}
+
+/** Writes `bytes` in random pieces, one per turn of the event loop. */
+async function writeInPieces(socket: { write(b: Buffer): boolean }, bytes: Buffer, random: SeededRandom): Promise<void> {
+  for (const piece of random.split(bytes, 40)) {
+    socket.write(piece);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Whether the proxy relays `role`'s frames on the direct path: nothing reads its reader's queue. */
+function direct(proxy: WebSocketProxy, role: 'client' | 'upstream'): boolean {
+  const side = role === 'client' ? proxy.client : proxy.upstream;
+  return side!.readable.listenerCount('data') === 0;
+}
+
+describe('WebSocketProxy direct path (no user code on a direction)', () => {
+  afterEach(releaseAll);
+
+  for (const seed of [21, 22]) {
+    it(`relays both ways in order, byte for byte, frames split across writes (seed ${seed})`, async function () {
+      this.timeout(20_000);
+      const random = new SeededRandom(seed);
+      const rig = await rawRig();
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      const up = randomFrames(random, 80).filter((f) => f.type !== 'close');
+      const down = randomFrames(random, 80).filter((f) => f.type !== 'close');
+      await Promise.all([
+        writeInPieces(client.socket, wireOf(up, true), random),
+        writeInPieces(upstream.socket, wireOf(down, false), random),
+      ]);
+      await upstream.waitFrames(up.length);
+      await client.waitFrames(down.length);
+      expect(upstream.frames.map(view)).to.deep.equal(up.map(view));
+      expect(client.frames.map(view)).to.deep.equal(down.map(view));
+      expect(direct(outcome.proxy, 'client')).to.equal(true);
+      expect(direct(outcome.proxy, 'upstream')).to.equal(true);
+      client.send(closeFrame(1000));
+      await upstream.waitClose();
+      upstream.send(closeFrame(1000));
+      // The server closes TCP first (section 7.1.1).
+      upstream.socket.end();
+      const { summary } = await outcome.done;
+      expect(summary!.client.frames).to.equal(up.length + 1);
+      expect(summary!.upstream.frames).to.equal(down.length + 1);
+    });
+  }
+
+  it('is used only where no user code reads: aggregation or onFrame keep the stream stages', async () => {
+    for (const options of [{ aggregateFragments: true }, { onFrame: () => undefined }]) {
+      const rig = await rawRig(options);
+      const client = await rig.rawClient();
+      await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      client.send(textFrame('x'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(direct(outcome.proxy, 'client')).to.equal(false);
+      expect(direct(outcome.proxy, 'upstream')).to.equal(false);
+      await releaseAll();
+    }
+  });
+
+  it('stops reading the source while the destination is full, then relays everything in order', async function () {
+    this.timeout(20_000);
+    const rig = await rawRig();
+    const client = await rig.rawClient();
+    const upstream = await rig.upstream();
+    const outcome = await rig.proxy.nextOutcome();
+    upstream.socket.pause();
+    const frames = Array.from({ length: 40 }, (_, i) => binaryFrame(Buffer.alloc(256 * 1024, i)));
+    client.socket.write(wireOf(frames, true));
+    // The reader stalled: the direct path answered false, and the client's socket is not read.
+    await new Promise<void>((resolve) => {
+      const poll = (): void => {
+        if (outcome.proxy.client!.readable.stalls > 0) resolve();
+        else setTimeout(poll, 10);
+      };
+      poll();
+    });
+    upstream.socket.resume();
+    await upstream.waitFrames(frames.length);
+    expect(upstream.frames.map((f) => [f.payload.length, f.payload[0]])).to.deep.equal(frames.map((f) => [f.payload.length, f.payload[0]]));
+  });
+
+  it('a source that closes while its last frames wait for the destination: they go first, then its close', async function () {
+    this.timeout(20_000);
+    const rig = await rawRig();
+    const client = await rig.rawClient();
+    const upstream = await rig.upstream();
+    const outcome = await rig.proxy.nextOutcome();
+    upstream.socket.pause();
+    const frames = Array.from({ length: 24 }, (_, i) => binaryFrame(Buffer.alloc(512 * 1024, i)));
+    client.socket.write(wireOf([...frames, closeFrame(4000, 'done')], true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    upstream.socket.resume();
+    const close = await upstream.waitClose();
+    expect(close.code).to.equal(4000);
+    expect(upstream.frames.filter((f) => f.type === 'binary')).to.have.length(frames.length);
+    expect(upstream.frames.at(-1)!.type).to.equal('close');
+    upstream.send(closeFrame(4000, 'done'));
+    upstream.socket.end();
+    const { summary } = await outcome.done;
+    expect(summary!.client.closeReceived?.code).to.equal(4000);
+    expect(summary!.client.aborted).to.equal(false);
+  });
+
+  it('a destination lost while a frame waits for it: the source gets 1001 and execute() settles', async function () {
+    this.timeout(20_000);
+    const rig = await rawRig({ lingeringTimeout: 200 });
+    const client = await rig.rawClient();
+    const upstream = await rig.upstream();
+    const outcome = await rig.proxy.nextOutcome();
+    upstream.socket.pause();
+    client.socket.write(wireOf(Array.from({ length: 40 }, () => binaryFrame(Buffer.alloc(256 * 1024, 1))), true));
+    await new Promise<void>((resolve) => {
+      const poll = (): void => {
+        if (outcome.proxy.client!.readable.stalls > 0) resolve();
+        else setTimeout(poll, 10);
+      };
+      poll();
+    });
+    upstream.destroy();
+    const close = await client.waitClose();
+    expect(close.code).to.equal(1001);
+    const { summary } = await outcome.done;
+    expect(summary!.upstream.aborted).to.equal(true);
+    expect(summary!.error?.code).to.equal('WSP_ERR_CONNECTION_LOST');
+  });
+});
