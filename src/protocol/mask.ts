@@ -136,6 +136,39 @@ export function unmask(buffer: Buffer, key: Buffer): void {
   else unmaskJs(buffer, key);
 }
 
+/**
+ * Size of a scratch piece: a payload that may not be masked in place (user code may hold it) is
+ * masked into pieces of this size, each written to the socket as it takes them (see
+ * {@link takeMaskPiece}), instead of into one fresh buffer of its whole size.
+ */
+export const MASK_PIECE_SIZE = 64 * 1024;
+/** Most free pieces kept for reuse, process-wide (1 MiB); pieces released beyond it are dropped. */
+const MAX_FREE_PIECES = 16;
+const freePieces: Buffer[] = [];
+
+/**
+ * A scratch buffer of {@link MASK_PIECE_SIZE} bytes to mask into: a reused one when one is free.
+ * A fresh buffer of a large payload's size costs more than the masking itself (its pages are
+ * faulted in, and each one adds to the external memory that drives V8's full collections); a
+ * reused piece costs neither.
+ *
+ * @returns a piece, the caller's until it gives it back with {@link releaseMaskPiece}
+ */
+export function takeMaskPiece(): Buffer {
+  // Outside Node's shared pool, and of one size, so that any free piece fits any use.
+  return freePieces.pop() ?? Buffer.allocUnsafeSlow(MASK_PIECE_SIZE);
+}
+
+/**
+ * Gives a piece from {@link takeMaskPiece} back for reuse. Call it only once nothing will read the
+ * piece again: for a piece written to a socket, from that write's callback.
+ *
+ * @param piece - a piece from {@link takeMaskPiece}, given back once
+ */
+export function releaseMaskPiece(piece: Buffer): void {
+  if (freePieces.length < MAX_FREE_PIECES) freePieces.push(piece);
+}
+
 const POOL_SIZE = 8 * 1024;
 let pool: Buffer | undefined;
 let poolOffset = POOL_SIZE;

@@ -57,6 +57,18 @@ const BufferView = (Buffer as unknown as {
 })[Symbol.species];
 const TWO_TO_32 = 0x100000000;
 
+/**
+ * Payload length from which a frame that spans socket chunks is assembled as its bytes arrive (see
+ * `FrameParser.assemble`) rather than copied out of the chunks once complete: 64 KiB, a socket read.
+ */
+export const ASSEMBLE_MIN = 64 * 1024;
+/**
+ * A frame is assembled once at least 1/ASSEMBLE_RATIO of its payload has arrived: its buffer is
+ * allocated at its whole length then, so a peer must send that share of a frame before the parser
+ * commits memory for all of it (an announced length alone commits nothing).
+ */
+const ASSEMBLE_RATIO = 16;
+
 /** Text payloads up to this size are scanned for ASCII in JS first: cheaper than a native call. */
 const SHORT_TEXT = 32;
 
@@ -131,6 +143,10 @@ export class FrameParser {
   private partialFrom: number;
   /** Payload bytes of the current frame given out in pieces so far, or -1 when it is not in pieces. */
   private pieceOffset = -1;
+  /** The current frame's payload being assembled as its bytes arrive (see `assemble`), if it is. */
+  private assembly: Buffer | undefined;
+  /** Payload bytes of the current frame in `assembly` so far. */
+  private assembled = 0;
 
   /** @param options - see {@link FrameParserOptions} */
   constructor(options: FrameParserOptions) {
@@ -186,8 +202,12 @@ export class FrameParser {
     try {
       if (!this.haveHeader && !this.readHeader()) return null;
       const length = this.payloadLength;
+      if (this.assembly !== undefined) return this.assemble();
       if (this.pieceOffset >= 0 || (this.bufferedBytes < length && length >= this.partialFrom && this.opcode < 8 && this.checked === 0)) {
         return this.nextPiece();
+      }
+      if (this.bufferedBytes < length && length >= ASSEMBLE_MIN && this.bufferedBytes * ASSEMBLE_RATIO >= length) {
+        return this.assemble();
       }
       if (this.bufferedBytes < length) {
         // Every byte buffered is this frame's: check the text that arrived since the last call.
@@ -207,6 +227,7 @@ export class FrameParser {
       this.failed = true;
       this.chunks.length = 0;
       this.bufferedBytes = 0;
+      this.assembly = undefined;
       throw err;
     }
   }
@@ -407,6 +428,45 @@ export class FrameParser {
     return { type: TYPES[opcode]!, fin, payload: piece, rsv1, partial: { offset, length } };
   }
 
+  /**
+   * Assembles the current frame's payload as its bytes arrive: the buffered bytes are moved
+   * (unmasked on the way) into one buffer of the frame's length, allocated on the first call, and
+   * their socket chunks let go; text is UTF-8 checked as it is moved. A frame that comes in many
+   * socket reads is then held once, in the buffer it will be given out in, instead of as its chunks
+   * until the last one arrives and then copied: half the memory, and each chunk is freed young,
+   * while it is still in the cache, rather than kept until its frame completes.
+   *
+   * @returns the frame once its last byte arrived, else null
+   */
+  private assemble(): Frame | null {
+    const length = this.payloadLength;
+    let target = this.assembly;
+    if (target === undefined) {
+      target = this.assembly = Buffer.allocUnsafe(length);
+      // Bytes checkAhead() already unmasked and checked in place are moved as they are.
+      const checked = this.checked;
+      if (checked > 0) this.copyInto(target, checked, undefined, 0);
+      this.assembled = checked;
+      this.checked = 0;
+    }
+    const at = this.assembled;
+    const n = Math.min(this.bufferedBytes, length - at);
+    if (n > 0) {
+      this.copyInto(target, n, this.masked ? this.key : undefined, at);
+      this.assembled = at + n;
+      // Section 8.1, as in checkAhead: invalid text fails as soon as its bytes arrive.
+      if (this.textCheck && !this.utf8.write(new BufferView(target.buffer, target.byteOffset + at, n))) {
+        throw new WebSocketProxyError('WSP_ERR_INVALID_UTF8', 'in a text message');
+      }
+    }
+    if (this.assembled < length) return null;
+    this.assembly = undefined;
+    this.assembled = 0;
+    this.haveHeader = false;
+    // Every text byte went through the validator above: toFrame only ends the message's check.
+    return this.toFrame(target, true);
+  }
+
   /** Consumes `n` payload bytes: a view when they are in one chunk, else one copy. */
   private consume(n: number, key: Buffer | undefined): Buffer {
     const first = this.chunks[0]!;
@@ -431,8 +491,11 @@ export class FrameParser {
     }
   }
 
-  /** Moves the next `n` bytes into `target`, unmasking them on the way when a key is given. */
-  private copyInto(target: Buffer, n: number, key?: Buffer): void {
+  /**
+   * Moves the next `n` bytes into `target` from index `at` on, unmasking them on the way when a key
+   * is given (`at` is also their offset in the payload, for the key).
+   */
+  private copyInto(target: Buffer, n: number, key?: Buffer, at = 0): void {
     // Walk the chunks by index and drop the used ones with one splice: a shift() per chunk is
     // quadratic when a peer sends a large frame in tiny pieces (70000 1-byte chunks took 0.7 s).
     const chunks = this.chunks;
@@ -443,16 +506,13 @@ export class FrameParser {
       const chunk = chunks[index]!;
       const take = Math.min(chunk.length - offset, n - written);
       if (key === undefined) {
-        chunk.copy(target, written, offset, offset + take);
+        chunk.copy(target, at + written, offset, offset + take);
       } else {
         // One pass (copy and unmask together) instead of a copy then an in-place unmask; the key is
-        // rotated so that its byte 0 lines up with the payload byte at `written`.
+        // rotated so that its byte 0 lines up with the payload byte at `at + written`.
         const rotated = this.rotatedKey;
-        rotated[0] = key[written & 3]!;
-        rotated[1] = key[(written + 1) & 3]!;
-        rotated[2] = key[(written + 2) & 3]!;
-        rotated[3] = key[(written + 3) & 3]!;
-        mask(new BufferView(chunk.buffer, chunk.byteOffset + offset, take), rotated, target, written);
+        rotateKey(key, at + written, rotated);
+        mask(new BufferView(chunk.buffer, chunk.byteOffset + offset, take), rotated, target, at + written);
       }
       written += take;
       offset += take;

@@ -4,12 +4,15 @@
  *
  * @packageDocumentation
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Writable } from 'readable-stream';
 import { WebSocketProxyError } from '../errors.js';
 import { type Frame, type PartialPayload, opcodeOf } from '../frame.js';
 import { MASK_IN_PLACE_MIN, checkSendable, encodeFrame, headerLength, writeHeader } from '../protocol/encode.js';
-import { type GenerateMask, mask, randomMask, rotateKey } from '../protocol/mask.js';
+import {
+  type GenerateMask, MASK_PIECE_SIZE, mask, randomMask, releaseMaskPiece, rotateKey, takeMaskPiece,
+} from '../protocol/mask.js';
 import type { Role } from '../protocol/parser.js';
 
 /**
@@ -76,10 +79,13 @@ type Callback = (error?: Error | null) => void;
 /**
  * Writes {@link Frame} objects to a socket as RFC 6455 frames.
  *
- * - Client role: every frame is masked with a fresh key into a new buffer; server role: the header
- *   and the payload are written as two buffers (small payloads are copied next to the header). The
- *   caller's payload buffer is never modified, unless the caller handed it over with
- *   {@link transferPayload} (then a large one is masked in place).
+ * - Client role: every frame is masked with a fresh key into a new buffer, except a data payload of
+ *   16 KiB or more, which is masked 64 KiB at a time into reused scratch pieces, each written as the
+ *   socket takes it (so a large frame costs no allocation of its size, and holds at most 256 KiB of
+ *   pieces while the socket is full); server role: the header and the payload are written as two
+ *   buffers (small payloads are copied next to the header). The caller's payload buffer is never
+ *   modified, unless the caller handed it over with {@link transferPayload} (then a large one is
+ *   masked in place).
  * - A frame may come in pieces (`Frame.partial`, cut-through): the first piece writes the header
  *   with the whole frame's length (and its key), each piece's bytes follow as they come, masked from
  *   their offset on. Until the last piece, any other frame, or a piece out of order, fails with
@@ -117,6 +123,23 @@ export class FrameWritable extends Writable {
   private readonly key = this.keys.subarray(0, 4);
   /** The key of the frame being written in pieces, rotated per piece into `key`. */
   private readonly pieceKey = this.keys.subarray(4, 8);
+  /**
+   * Whether scratch pieces may be reused once the socket's write callback gave them back: true for
+   * a `net.Socket` (TLS included), whose callback comes once the bytes are in the kernel or in the
+   * TLS engine. Any other Duplex may still hold a written chunk after its callback (a PassThrough
+   * queues it as it is), so it gets fresh pieces.
+   */
+  private readonly reusePieces: boolean;
+  /** The frame being masked into scratch pieces (see {@link FrameWritable.pump}), if any; its key is `key`. */
+  private spillFrame: Frame | undefined;
+  /** The callback of the frame being masked in pieces. */
+  private spillCallback: Callback | undefined;
+  /** Index in the payload of `spillFrame` of the next byte to mask. */
+  private spillAt = 0;
+  /** Scratch pieces handed to the socket whose write callback has not come yet. */
+  private piecesOut = 0;
+  /** Whether the frame being masked in pieces waits for a piece to come back. */
+  private waitingForPiece = false;
   /** Payload length of the frame being written in pieces, or -1 when none is open. */
   private pieceLength = -1;
   /** Offset the next piece of the open frame must start at. */
@@ -145,7 +168,7 @@ export class FrameWritable extends Writable {
     this.pending = undefined;
     this.pendingCallback = undefined;
     if (pending !== undefined) pending();
-    if (this.owesDrain && !this.socketFull) {
+    if (this.owesDrain && !this.socketFull && this.spillFrame === undefined) {
       this.owesDrain = false;
       if (!this.writableNeedDrain) this.emit('drain');
     }
@@ -155,6 +178,7 @@ export class FrameWritable extends Writable {
     const callback = this.pendingCallback;
     this.pending = undefined;
     this.pendingCallback = undefined;
+    this.endSpill();
     if (callback !== undefined) {
       callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
     } else if (this.owesDrain && !this.writableEnded && !this.destroyed) {
@@ -197,6 +221,7 @@ export class FrameWritable extends Writable {
     this.generateMask = options.generateMask ?? randomMask;
     this.closeTimeout = closeTimeout;
     this.allowRsv1 = options.allowRsv1 ?? false;
+    this.reusePieces = socket instanceof Socket;
     socket.on('drain', this.onSocketDrain);
     socket.on('close', this.onSocketGone);
     socket.on('error', this.onSocketError);
@@ -224,7 +249,9 @@ export class FrameWritable extends Writable {
   override write(chunk: unknown, encoding?: BufferEncoding | Callback, callback?: Callback): boolean;
   override write(frame: unknown, encoding?: BufferEncoding | Callback, callback?: Callback): boolean {
     const ret = super.write(frame, encoding as BufferEncoding, callback);
-    if (ret && this.socketFull) {
+    // A frame still being masked in pieces holds the next ones back like a full socket: what waits
+    // here is bounded in frames, and a frame can be large.
+    if (ret && (this.socketFull || this.spillFrame !== undefined)) {
       this.owesDrain = true;
       return false;
     }
@@ -234,24 +261,33 @@ export class FrameWritable extends Writable {
   /**
    * @internal Writes a frame at once, past this stream's queue, when nothing waits in it: the same
    * checks, bytes and answer as {@link FrameWritable.write} (false: wait for 'drain'), without its
-   * per-write callback and tick. Otherwise (frames queued, the socket full, the stream ended,
-   * corked or destroyed) it is `write()`. An invalid frame destroys the stream with its error, as a
-   * failed `write()` does.
+   * per-write callback and tick. Otherwise (frames queued, the socket full or a frame still being
+   * masked in pieces, the stream ended, corked or destroyed) it is `write()`. An invalid frame
+   * destroys the stream with its error, as a failed `write()` does.
    *
    * @param frame - the frame to send
    * @returns false when the caller should wait for 'drain'
    */
   writeNow(frame: Frame): boolean {
     const socket = this.socket;
-    if (this.writableLength !== 0 || this.socketFull || this.writableCorked !== 0 || this.writableEnded || this.destroyed
+    if (this.writableLength !== 0 || this.socketFull || this.spillFrame !== undefined || this.writableCorked !== 0 || this.writableEnded || this.destroyed
       || socket.destroyed || !socket.writable) {
       return this.write(frame);
     }
-    let buffers: Buffer[];
+    let buffers: Buffer[] | undefined;
     try {
       buffers = this.encode(frame);
     } catch (err) {
       this.destroy(err as Error);
+      return false;
+    }
+    if (buffers === undefined) {
+      // A large payload someone else may hold, masked in scratch pieces as the socket takes them
+      // (see pump): what follows waits for its last piece, as behind a full socket.
+      this.spillCallback = noop;
+      this.pump();
+      if (this.spillFrame === undefined && !this.socketFull) return true;
+      this.owesDrain = true;
       return false;
     }
     const batch = this.batch;
@@ -301,11 +337,16 @@ export class FrameWritable extends Writable {
 
   /** @internal */
   override _write(frame: Frame, _encoding: string, callback: Callback): void {
-    let buffers: Buffer[];
+    let buffers: Buffer[] | undefined;
     try {
       buffers = this.encode(frame);
     } catch (err) {
       callback(err as Error);
+      return;
+    }
+    if (buffers === undefined) {
+      this.spillCallback = callback;
+      this.pump();
       return;
     }
     if (this.socketFull) {
@@ -341,6 +382,7 @@ export class FrameWritable extends Writable {
     const pendingCallback = this.pendingCallback;
     this.pending = undefined;
     this.pendingCallback = undefined;
+    this.endSpill();
     if (pendingCallback !== undefined) pendingCallback(err ?? new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
     callback(err);
   }
@@ -366,8 +408,11 @@ export class FrameWritable extends Writable {
     if (this.socket.listenerCount('error') === 0) this.socket.on('error', noop);
   }
 
-  /** Checks a frame against the sender's rules and encodes it. */
-  private encode(frame: Frame): Buffer[] {
+  /**
+   * Checks a frame against the sender's rules and encodes it: the buffers to write, or undefined
+   * for a large masked payload that is masked in pieces instead (`spillFrame`, see `pump`).
+   */
+  private encode(frame: Frame): Buffer[] | undefined {
     if (frame === null || typeof frame !== 'object') {
       throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'not a frame object');
     }
@@ -389,13 +434,103 @@ export class FrameWritable extends Writable {
       this.generateMask(this.key);
       key = this.key;
     }
+    const payload = frame.payload;
+    if (key !== undefined && data && Buffer.isBuffer(payload) && payload.length >= MASK_IN_PLACE_MIN
+      && !transferred.has(frame)) {
+      // A large payload someone else may hold: masked through reused scratch pieces as the socket
+      // takes them, never modified, and never copied whole.
+      this.spillFrame = frame;
+      this.spillAt = 0;
+      this.messageOpen = !frame.fin;
+      return undefined;
+    }
     // Only large masked payloads can be masked in place: the set is not consulted for the others.
-    const inPlace = key !== undefined && data && Buffer.isBuffer(frame.payload) &&
-      frame.payload.length >= MASK_IN_PLACE_MIN && transferred.has(frame);
+    const inPlace = key !== undefined && data && Buffer.isBuffer(payload) &&
+      payload.length >= MASK_IN_PLACE_MIN && transferred.has(frame);
     const buffers = encodeFrame(frame, key, inPlace);
     if (data) this.messageOpen = !frame.fin;
     else if (type === 'close') this.closeSent = true;
     return buffers;
+  }
+
+  /**
+   * Writes the frame in `spillFrame`: the header and its payload masked piece by piece into
+   * scratch pieces (`MASK_PIECE_SIZE` bytes, reused: see `takeMaskPiece`), each handed to the
+   * socket, while the socket takes them. It stops while the socket is full (until 'drain') and
+   * while `MAX_PIECES_OUT` pieces wait for their write callback (until one comes), so a frame of
+   * any size holds at most that many pieces. The frame's callback fires once its last piece is
+   * handed to the socket; nothing else is written meanwhile (the Writable holds the next frames).
+   */
+  private pump(): void {
+    const frame = this.spillFrame;
+    const callback = this.spillCallback;
+    if (frame === undefined || callback === undefined) return;
+    const payload = frame.payload;
+    const socket = this.socket;
+    const key = this.key;
+    for (;;) {
+      if (socket.destroyed || !socket.writable) {
+        this.endSpill();
+        callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
+        return;
+      }
+      if (this.socketFull) {
+        this.pending = () => this.pump();
+        this.pendingCallback = callback;
+        return;
+      }
+      if (this.piecesOut >= MAX_PIECES_OUT) {
+        this.waitingForPiece = true;
+        this.pendingCallback = callback;
+        return;
+      }
+      const at = this.spillAt;
+      const piece = this.reusePieces ? takeMaskPiece() : Buffer.allocUnsafe(MASK_PIECE_SIZE);
+      let used = 0;
+      if (at === 0) used = writeHeader(piece, opcodeOf(frame.type)!, frame.fin, frame.rsv1 === true, payload.length, key);
+      const n = Math.min(MASK_PIECE_SIZE - used, payload.length - at);
+      // Payload byte i is masked with key byte i % 4 (RFC 6455 section 5.3), whatever piece it is in.
+      rotateKey(key, at, rotatedKey);
+      mask(payload.subarray(at, at + n), rotatedKey, piece, used);
+      used += n;
+      this.spillAt = at + n;
+      this.piecesOut++;
+      const ok = socket.write(used === MASK_PIECE_SIZE ? piece : piece.subarray(0, used), (): void => this.pieceWritten(piece));
+      if (!ok) this.socketFull = true;
+      if (this.spillAt === payload.length) {
+        this.endSpill();
+        callback();
+        // write() answered false for this frame (see there): the next frames may come now, unless
+        // the socket itself is full (then its 'drain' tells).
+        if (this.owesDrain && !this.socketFull) process.nextTick(emitOwedDrain, this);
+        return;
+      }
+    }
+  }
+
+  /** A scratch piece's bytes have left it (its write callback came, or the write failed). */
+  private pieceWritten(piece: Buffer): void {
+    this.piecesOut--;
+    if (this.reusePieces) releaseMaskPiece(piece);
+    if (this.waitingForPiece) {
+      this.waitingForPiece = false;
+      this.pendingCallback = undefined;
+      this.pump();
+    }
+  }
+
+  /** Forgets the frame being masked in pieces (done, or its socket is gone). */
+  private endSpill(): void {
+    this.spillFrame = undefined;
+    this.spillCallback = undefined;
+    this.waitingForPiece = false;
+  }
+
+  /** @internal The 'drain' a frame masked in pieces owed (see `pump`), unless something took it since. */
+  emitOwedDrain(): void {
+    if (!this.owesDrain || this.socketFull || this.spillFrame !== undefined || this.destroyed) return;
+    this.owesDrain = false;
+    if (!this.writableNeedDrain) this.emit('drain');
   }
 
   /**
@@ -477,5 +612,19 @@ function writeBoth(socket: Duplex, buffers: Buffer[]): boolean {
   socket.uncork();
   return ok;
 }
+
+function emitOwedDrain(stream: FrameWritable): void {
+  stream.emitOwedDrain();
+}
+
+/**
+ * Scratch pieces of one frame that may wait for their write callback at once: 256 KiB. Written
+ * pieces come back on the next tick when the kernel takes them at once, so a frame is masked 256 KiB
+ * per tick at most, and a socket that stalls holds at most this many.
+ */
+const MAX_PIECES_OUT = 4;
+
+/** The key rotated for the piece being masked: used within one synchronous step, so shared. */
+const rotatedKey = Buffer.allocUnsafeSlow(4);
 
 function noop(): void {}

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { isUtf8 } from 'node:buffer';
 import { type ErrorCode, ErrorCodes, WebSocketProxyError } from '../../src/errors.js';
 import { type Frame, isValidCloseCode } from '../../src/frame.js';
-import { FrameParser, type FrameParserOptions, type Role } from '../../src/protocol/parser.js';
+import { ASSEMBLE_MIN, FrameParser, type FrameParserOptions, type Role } from '../../src/protocol/parser.js';
 import {
   FIXTURES,
   KEY,
@@ -734,6 +734,75 @@ describe('FrameParser', () => {
       const given = decodeChunks(server({ partialFrom: 1 }), bytewise);
       expect(joinPieces(given, 1).map(view)).to.deep.equal(frames.map(view));
     });
+  });
+
+  describe('large frames assembled as they arrive (ASSEMBLE_MIN and up)', () => {
+    /** Cuts `wire` at the given offsets. */
+    function cut(wire: Buffer, at: readonly number[]): Buffer[] {
+      const bounds = [0, ...at, wire.length];
+      return bounds.slice(1).map((end, i) => wire.subarray(bounds[i], end));
+    }
+
+    for (const { role, form } of ROLES) {
+      const key = role === 'server' ? KEY : undefined;
+
+      it(`frames split across writes: the same payload, and the chunks let go once 1/16 arrived (${form})`, () => {
+        const payload = pattern(ASSEMBLE_MIN * 5 + 3);
+        const next = concat([naiveEncode(frame('ping', 'p'), key), naiveEncode(frame('binary', pattern(10)), key)]);
+        const wire = concat([naiveEncode(frame('binary', payload), key), next]);
+        const header = wire.length - next.length - payload.length;
+        const parser = new FrameParser(parserOptions(role));
+        // Below 1/16 of the payload: the chunks are held as they came (nothing allocated for it yet).
+        const early = header + Math.floor(payload.length / 16) - 1;
+        parser.push(Buffer.from(wire.subarray(0, early)));
+        expect(parser.next()).to.equal(null);
+        expect(parser.bufferedBytes).to.equal(early - header);
+        // From 1/16 on, every byte pushed is moved into the frame's buffer at once.
+        const rng = new SeededRandom(31);
+        let at = early;
+        const end = wire.length - next.length - 1;
+        while (at < end) {
+          const n = Math.min(end - at, rng.int(1, 70000));
+          parser.push(Buffer.from(wire.subarray(at, at + n)));
+          at += n;
+          expect(parser.next()).to.equal(null);
+          expect(parser.bufferedBytes).to.equal(0);
+        }
+        // The frame's last byte comes with the next frames.
+        parser.push(Buffer.from(wire.subarray(at)));
+        expect(drain(parser).map(view)).to.deep.equal([view(frame('binary', payload)), view(frame('ping', 'p')), view(frame('binary', pattern(10)))]);
+      });
+
+      it(`checks assembled text as it arrives: characters cut between writes pass, an invalid byte fails before the end (${form})`, () => {
+        const text = Buffer.from('a€😀é'.repeat(30000));
+        const good = naiveEncode(frame('text', text), key);
+        const chunks = cut(good, [3, 5000, 5001, 20000, 77777, 77778, 200001]);
+        expect(decodeChunks(parserOptions(role), chunks).map(view)).to.deep.equal([view(frame('text', text))]);
+
+        const bad = Buffer.from(text);
+        bad[150_000] = 0xff;
+        const wire = naiveEncode(frame('text', bad), key);
+        const header = wire.length - bad.length;
+        const parser = new FrameParser(parserOptions(role));
+        parser.push(Buffer.from(wire.subarray(0, header + 100_000)));
+        expect(parser.next()).to.equal(null);
+        parser.push(Buffer.from(wire.subarray(header + 100_000, header + 150_000)));
+        expect(parser.next()).to.equal(null);
+        parser.push(Buffer.from(wire.subarray(header + 150_000, header + 150_001)));
+        expect((thrown(() => parser.next()) as WebSocketProxyError).code).to.equal('WSP_ERR_INVALID_UTF8');
+        expect(parser.next()).to.equal(null);
+      });
+
+      it(`assembles text whose first bytes were checked in place before 1/16 arrived (${form})`, () => {
+        const text = Buffer.from('€'.repeat(40000));
+        const wire = naiveEncode(frame('text', text, false), key);
+        const last = naiveEncode(frame('continuation', '😀'), key);
+        const chunks = cut(concat([wire, last]), [12, 1000, 1001, 9000, 60000, wire.length + 2]);
+        expect(decodeChunks(parserOptions(role), chunks).map(view)).to.deep.equal([
+          view(frame('text', text, false)), view(frame('continuation', '😀')),
+        ]);
+      });
+    }
   });
 
   describe('limits', () => {

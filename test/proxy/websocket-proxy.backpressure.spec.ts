@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import { encodeFrame } from '../../src/index.js';
+import { FrameParser } from '../../src/protocol/parser.js';
 import { startProxy } from '../helpers/proxy-harness.js';
 import { portOf, until } from '../helpers/proxy-peers.js';
 import { rawUpgradeClient, rawUpgradeServer } from '../helpers/sockets.js';
@@ -181,6 +182,75 @@ describe('WebSocketProxy backpressure', () => {
     const { summary } = await outcome.done;
     expect(summary?.client.frames).to.equal(frames + 1);
     expect(summary?.client.bytes).to.equal(GiB);
+  });
+
+  it('aggregateFragments and onFrame: 1 MiB frames masked toward an upstream that does not read wait in at most 4 pieces, then arrive intact, the kept payloads untouched', async function () {
+    this.timeout(20000);
+    const server = await rawUpgradeServer();
+    onCleanup(() => server.close());
+    const kept: Buffer[] = [];
+    const proxy = await startProxy({
+      upstream: `ws://127.0.0.1:${server.port}/`,
+      proxyOptions: {
+        aggregateFragments: true,
+        lingeringTime: 1000,
+        lingeringTimeout: 300,
+        onFrame: (_proxy, role, type, payload) => {
+          if (role === 'client' && type === 'binary' && kept.length < 4) kept.push(payload);
+          return payload;
+        },
+      },
+    });
+    onCleanup(() => proxy.close());
+    const { socket: client } = await rawUpgradeClient(portOf(proxy.url));
+    onCleanup(() => client.destroy());
+    client.on('error', () => undefined);
+    const { socket: upstream } = await server.accept();
+    onCleanup(() => upstream.destroy());
+    upstream.pause();
+    const outcome = await proxy.nextOutcome();
+
+    // Distinct 1 MiB payloads (each starts with its index), masked as a client sends them.
+    const payloadOf = (i: number): Buffer => {
+      const payload = Buffer.alloc(MiB, i & 0xff);
+      payload.writeUInt32BE(i, 0);
+      return payload;
+    };
+    let sent = 0;
+    const push = (): void => {
+      while (sent < 256) {
+        const frame = Buffer.concat(encodeFrame({ type: 'binary', fin: true, rsv1: false, payload: payloadOf(sent) }, Buffer.from([9, 8, 7, 6])));
+        sent++;
+        if (!client.write(frame)) return;
+      }
+    };
+    client.on('drain', push);
+    push();
+    await stalled(() => accepted(client));
+    expect(sent).to.be.below(256);
+    // What waits for the upstream in the proxy is a few scratch pieces, not masked copies of frames.
+    const toUpstream = outcome.proxy.upstream!.writable.socket as net.Socket;
+    expect(toUpstream.writableLength).to.be.at.most(4 * 64 * 1024);
+
+    // The upstream reads everything: every frame arrives whole and intact, in order.
+    const parser = new FrameParser({ role: 'server', maxFrameSize: 2 * MiB, maxBufferedBytes: 3 * MiB, validateUtf8: false, allowRsv1: false });
+    let received = 0;
+    let bad = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      parser.push(chunk);
+      for (let frame = parser.next(); frame !== null; frame = parser.next()) {
+        if (frame.type !== 'binary') continue;
+        if (!frame.payload.equals(payloadOf(received))) bad++;
+        received++;
+      }
+    });
+    upstream.resume();
+    await until(() => received === sent);
+    expect(bad).to.equal(0);
+    expect(kept).to.have.length(4);
+    expect(kept.map((payload, i) => payload.equals(payloadOf(i)))).to.deep.equal([true, true, true, true]);
+    client.destroy();
+    await outcome.done;
   });
 
   it('a client that does not read slows the upstream down: the proxy pauses the upstream socket', async () => {
