@@ -59,7 +59,7 @@ export class Inspector {
   /** @internal use {@link inspector} */
   constructor(options: ResolvedInspectorOptions) {
     this.options = options;
-    this.channel = new EventChannel(options.maxPageBuffer);
+    this.channel = new EventChannel(options.maxPageBuffer, options.liveRowsPerSecond);
     this.hub = new Hub(options, this.channel);
     this.breakpoints = new Breakpoints(this.channel);
     this.holds = new Holds(this.channel, options.holdTimeout, options.maxPayloadBytes);

@@ -56,6 +56,7 @@ function selectConnection(id) {
   const info = id === null ? undefined : store.connections.get(id);
   actions.setConnection(id, info !== undefined && info.closed === null);
   table.setSource(id === null ? [] : store.rowsOf(id));
+  showSkipped();
   if (id !== null) void backfill(id);
   // The live channel carries the rows of the selected connection only: move it. Its new `hello`
   // backfills again, which covers the rows that passed between the two streams.
@@ -104,6 +105,17 @@ function selectDefault() {
   selectConnection(first.done === true ? null : first.value);
 }
 
+/** Rows of each connection the live channel skipped (too fast to show), since the page opened. @type {Map<string, number>} */
+const skippedRows = new Map();
+const skippedEl = $('skipped');
+/** Shows the selected connection's skipped count, if any. */
+function showSkipped() {
+  const count = selected === null ? 0 : skippedRows.get(selected) ?? 0;
+  skippedEl.hidden = count === 0;
+  const text = `${count} skipped live`;
+  if (skippedEl.textContent !== text) skippedEl.textContent = text;
+}
+
 /** @type {import('./api.js').EventHandlers} */
 const handlers = {
   hello(hello) {
@@ -127,6 +139,12 @@ const handlers = {
       addRows(rows[start].connection, start === 0 && i === rows.length ? rows : rows.slice(start, i));
       start = i;
     }
+  },
+  skipped(s) {
+    // Rows the server did not send live (past its rate cap): counted here, loaded on Pause.
+    const total = (skippedRows.get(s.connection) ?? 0) + s.count;
+    skippedRows.set(s.connection, total);
+    if (s.connection === selected) showSkipped();
   },
   stats(stats) {
     if (!store.updateStats(stats)) return;
@@ -198,6 +216,8 @@ const pause = $('pause');
 pause.addEventListener('click', () => {
   const paused = !table.paused;
   table.setPaused(paused);
+  // What the live channel skipped is loaded now (what the server still keeps): the rows stand still.
+  if (paused && selected !== null && (skippedRows.get(selected) ?? 0) > 0) void backfill(selected);
   pause.setAttribute('aria-pressed', String(paused));
   pause.textContent = paused ? 'Resume' : 'Pause';
 });
