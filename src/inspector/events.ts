@@ -18,11 +18,12 @@ import { type Entry, rowJson } from './row.js';
 import type { InspectorEvents } from './types.js';
 
 /**
- * Milliseconds events wait to go out together: the page draws new rows at most ten times a second
+ * Milliseconds events wait to go out together: the page draws new rows at most twice a second
  * anyway, one write of many events costs the proxy far less than many writes, and each batch
- * received costs the browser (on the same machine as the proxy, often) a wake-up, whatever its size.
+ * received costs the browser (on the same machine as the proxy, often) a wake-up of its network,
+ * browser and page processes, whatever its size.
  */
-export const FLUSH_INTERVAL = 100;
+export const FLUSH_INTERVAL = 250;
 /** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
 /** What a queued row needs of its connection. @internal */

@@ -139,7 +139,9 @@ function keepBytes(payload: Buffer, length: number): number {
     slabUsed = 0;
   }
   const offset = slabUsed;
-  payload.copy(slab, offset, 0, length);
+  // A whole small payload (the common case) goes by TypedArray.set, without Buffer.copy's checks.
+  if (length === payload.length) slab.set(payload, offset);
+  else payload.copy(slab, offset, 0, length);
   slabUsed += length;
   return offset;
 }

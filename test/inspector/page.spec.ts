@@ -247,7 +247,7 @@ describe('inspector page (headless Chromium)', function () {
   });
 
   it('counts the rows skipped live past liveRowsPerSecond, and loads them on Pause', async () => {
-    // One row a flush.
+    // A few rows a flush (10 a second).
     const r = await rig({ liveRowsPerSecond: 10 });
     const page = await openPage(r.insp);
     const { ws, inbox } = await r.client();

@@ -108,6 +108,8 @@ function selectDefault() {
 /** Rows of each connection the live channel skipped (too fast to show), since the page opened. @type {Map<string, number>} */
 const skippedRows = new Map();
 const skippedEl = $('skipped');
+/** Whether the selected connection's skipped count changed since it was drawn. */
+let skippedStale = false;
 /** Shows the selected connection's skipped count, if any. */
 function showSkipped() {
   const count = selected === null ? 0 : skippedRows.get(selected) ?? 0;
@@ -144,12 +146,13 @@ const handlers = {
     // Rows the server did not send live (past its rate cap): counted here, loaded on Pause.
     const total = (skippedRows.get(s.connection) ?? 0) + s.count;
     skippedRows.set(s.connection, total);
-    if (s.connection === selected) showSkipped();
+    // Drawn with the counts, once a second.
+    if (s.connection === selected) skippedStale = true;
   },
   stats(stats) {
-    if (!store.updateStats(stats)) return;
-    const info = store.connections.get(stats.id);
-    if (info !== undefined) connections.updateCounts(info);
+    // Drawn with the ages, once a second: a busy proxy's 50 connections change their counts
+    // twice a second each, and every change redrawn on its own costs the browser a layout.
+    if (store.updateStats(stats)) staleCounts.add(stats.id);
   },
   close(info) {
     store.upsertConnection(info);
@@ -222,7 +225,17 @@ pause.addEventListener('click', () => {
   pause.textContent = paused ? 'Resume' : 'Pause';
 });
 
+/** Connections whose counts changed since they were last drawn. @type {Set<string>} */
+const staleCounts = new Set();
+
 setInterval(() => {
+  for (const id of staleCounts) {
+    const info = store.connections.get(id);
+    if (info !== undefined) connections.updateCounts(info);
+  }
+  staleCounts.clear();
+  if (skippedStale) showSkipped();
+  skippedStale = false;
   connections.tick();
   actions.tickHeld();
 }, 1000);
