@@ -2,12 +2,14 @@
  * The live channel, `GET /api/events`: Server-Sent Events to every open page. A page may subscribe
  * to the rows of one connection (`?connection=<id>`); it still gets every connection's `open`,
  * `close` and `stats`, and every `held`, `resolved` and `breakpoints`. Events go out together every
- * {@link FLUSH_INTERVAL} ms (or as soon as {@link FLUSH_BYTES} of events or {@link FLUSH_ROWS} rows
- * wait) in one write per page, the rows of a flush as ONE `messages` event (an array) per page. A
- * row is serialized only at the flush, only if a page receives it, once whatever the number of
- * pages; a row no page subscribes to is not even queued. A page that does not read is dropped once
- * its response has buffered `maxPageBuffer` bytes: memory never grows with a slow page, and the
- * page's `EventSource` reconnects (and gets a fresh `hello`).
+ * {@link FLUSH_INTERVAL} ms (or as soon as {@link FLUSH_BYTES} of events wait) in one write per
+ * page, the rows of a flush as ONE `messages` event (an array) per page. Rows are capped per
+ * connection and flush (`liveRowsPerSecond`): only the newest of a flush's rows are kept for it, and
+ * a `skipped` event counts the others (still in the hub's ring, for the API). A row is serialized
+ * only at the flush, only if a page receives it, once whatever the number of pages; a row no page
+ * subscribes to is not even queued. A page that does not read is dropped once its response has
+ * buffered `maxPageBuffer` bytes: memory never grows with a slow page, and the page's
+ * `EventSource` reconnects (and gets a fresh `hello`).
  *
  * @packageDocumentation
  */
@@ -16,16 +18,14 @@ import { type Entry, rowJson } from './row.js';
 import type { InspectorEvents } from './types.js';
 
 /**
- * Milliseconds events wait to go out together: the page draws new rows at most ten times a second
+ * Milliseconds events wait to go out together: the page draws new rows at most twice a second
  * anyway, one write of many events costs the proxy far less than many writes, and each batch
- * received costs the browser (on the same machine as the proxy, often) a wake-up, whatever its size.
+ * received costs the browser (on the same machine as the proxy, often) a wake-up of its network,
+ * browser and page processes, whatever its size.
  */
-export const FLUSH_INTERVAL = 100;
+export const FLUSH_INTERVAL = 250;
 /** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
-/** Rows waiting past which they go out at once (about 100 kB of JSON at 200 B a row). */
-export const FLUSH_ROWS = 512;
-
 /** What a queued row needs of its connection. @internal */
 export interface RowSource {
   readonly id: string;
@@ -34,12 +34,22 @@ export interface RowSource {
 }
 
 /** Events a channel can queue with {@link EventChannel.publish}: rows go by {@link EventChannel.publishRow}. */
-export type ChannelEvent = Exclude<keyof InspectorEvents, 'messages'>;
+export type ChannelEvent = Exclude<keyof InspectorEvents, 'messages' | 'skipped'>;
 
 /** An open page: its response and the connection whose rows it takes (null: every connection's). */
 interface Page {
   readonly res: ServerResponse;
   readonly connection: string | null;
+}
+
+/**
+ * The rows of one connection waiting for the next flush: its newest (at most twice the cap between
+ * two trims, the cap once trimmed) and how many came in all.
+ */
+interface RowQueue {
+  readonly source: RowSource;
+  entries: Entry[];
+  count: number;
 }
 
 /** The open pages of an inspector and what is waiting to be written to them. @internal */
@@ -52,16 +62,23 @@ export class EventChannel {
   /** Events other than rows, serialized, not yet written, in order. */
   private pending: string[] = [];
   private pendingBytes = 0;
-  /** Rows not yet written, with their connections (parallel arrays: no object per row). */
-  private rowSources: RowSource[] = [];
-  private rowEntries: Entry[] = [];
+  /** Rows not yet written, per connection, in the order of each connection's first row. */
+  private rows = new Map<RowSource, RowQueue>();
   private scheduled: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Rows a flush carries per connection, at most. */
+  private readonly rowsPerFlush: number;
   /** Pages dropped for not reading. */
   dropped = 0;
 
-  /** @param maxPageBuffer - bytes a page's response may have buffered before it is dropped */
-  constructor(private readonly maxPageBuffer: number) {}
+  /**
+   * @param maxPageBuffer - bytes a page's response may have buffered before it is dropped
+   * @param liveRowsPerSecond - rows per second of a connection a page gets, at most (one flush's
+   *   share: this over the flushes in a second, at least one)
+   */
+  constructor(private readonly maxPageBuffer: number, liveRowsPerSecond = Infinity) {
+    this.rowsPerFlush = Math.max(1, Math.ceil((liveRowsPerSecond * FLUSH_INTERVAL) / 1000));
+  }
 
   /** How many pages are open. */
   get size(): number {
@@ -92,17 +109,25 @@ export class EventChannel {
   }
 
   /**
-   * Queues a row for the pages that take its connection's rows; its JSON is made at the flush.
+   * Queues a row for the pages that take its connection's rows; its JSON is made at the flush, if
+   * it is among the newest of its connection's then.
    *
    * @param source - its connection
    * @param entry - the entry (kept until the flush even if its ring sheds it)
    */
   publishRow(source: RowSource, entry: Entry): void {
     if (!this.wants(source.id)) return;
-    this.rowSources.push(source);
-    this.rowEntries.push(entry);
-    if (this.rowEntries.length >= FLUSH_ROWS) this.flush();
-    else this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
+    let queue = this.rows.get(source);
+    if (queue === undefined) {
+      queue = { source, entries: [], count: 0 };
+      this.rows.set(source, queue);
+    }
+    queue.count++;
+    const entries = queue.entries;
+    entries.push(entry);
+    // Only the newest go: the older are let go in batches, which keeps splice off the per-row path.
+    if (entries.length >= 2 * this.rowsPerFlush) entries.splice(0, entries.length - this.rowsPerFlush);
+    this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
   }
 
   /**
@@ -142,18 +167,17 @@ export class EventChannel {
       clearTimeout(this.scheduled);
       this.scheduled = undefined;
     }
-    const rows = this.rowEntries.length;
-    if (this.pending.length === 0 && rows === 0) return;
+    if (this.pending.length === 0 && this.rows.size === 0) return;
     const events = this.pending.join('');
-    const sources = this.rowSources;
-    const entries = this.rowEntries;
+    const queues = [...this.rows.values()];
     this.pending = [];
     this.pendingBytes = 0;
-    this.rowSources = [];
-    this.rowEntries = [];
+    this.rows = new Map();
+    const cap = this.rowsPerFlush;
+    for (const queue of queues) if (queue.entries.length > cap) queue.entries.splice(0, queue.entries.length - cap);
     // What a page gets depends only on its subscription: one chunk per subscription, made once.
     const chunks = new Map<string | null, Buffer>();
-    const json: (string | undefined)[] = rows === 0 ? [] : new Array<string | undefined>(rows);
+    const json = new Map<RowQueue, string>();
     for (const page of [...this.pages]) {
       if (page.res.writableLength > this.maxPageBuffer) {
         this.drop(page);
@@ -161,7 +185,7 @@ export class EventChannel {
       }
       let chunk = chunks.get(page.connection);
       if (chunk === undefined) {
-        chunk = Buffer.from(events + messagesEvent(page.connection, sources, entries, json));
+        chunk = Buffer.from(events + rowEvents(page.connection, queues, json));
         chunks.set(page.connection, chunk);
       }
       if (chunk.length > 0) page.res.write(chunk);
@@ -202,18 +226,25 @@ function flushChannel(channel: EventChannel): void {
 }
 
 /**
- * The `messages` event of a subscription: the rows of the flush it takes, as one JSON array, or ''
- * when it takes none. Each row's JSON is made once, on first need, into `json`.
+ * The row events of a subscription: a `skipped` event per connection whose rows were more than the
+ * cap, then ONE `messages` event with the rows it takes (grouped by connection), or '' when it
+ * takes none. Each connection's rows are serialized once, on first need, into `json`.
  */
-function messagesEvent(connection: string | null, sources: RowSource[], entries: Entry[], json: (string | undefined)[]): string {
+function rowEvents(connection: string | null, queues: RowQueue[], json: Map<RowQueue, string>): string {
+  let skipped = '';
   let body = '';
-  for (let i = 0; i < entries.length; i++) {
-    const source = sources[i]!;
+  for (const queue of queues) {
+    const source = queue.source;
     if (connection !== null && source.id !== connection) continue;
-    const row = (json[i] ??= rowJson(source.idJson, entries[i]!));
-    body = body === '' ? row : `${body},${row}`;
+    if (queue.count > queue.entries.length) skipped += format('skipped', { connection: source.id, count: queue.count - queue.entries.length } satisfies InspectorEvents['skipped']);
+    let rows = json.get(queue);
+    if (rows === undefined) {
+      rows = queue.entries.map((entry) => rowJson(source.idJson, entry)).join(',');
+      json.set(queue, rows);
+    }
+    if (rows !== '') body = body === '' ? rows : `${body},${rows}`;
   }
-  return body === '' ? '' : `event: messages\ndata: [${body}]\n\n`;
+  return body === '' ? skipped : `${skipped}event: messages\ndata: [${body}]\n\n`;
 }
 
 /** One event in the event-stream format; JSON has no raw newline, so `data` is one line. */

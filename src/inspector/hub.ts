@@ -154,7 +154,16 @@ export class Hub {
    */
   record(conn: Conn, frame: Frame, from: ProxyRole, binary: boolean, flags?: RecordFlags): void {
     const bits = flags === undefined ? 0 : (flags.edited === true ? EDITED : 0) | (flags.injected === true ? INJECTED : 0);
-    const entry = makeEntry(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes);
+    const { maxMessagesPerConnection, maxBytesPerConnection } = this.options;
+    let reuse: Entry | undefined;
+    if (conn.ring.length >= maxMessagesPerConnection) {
+      // Full: the oldest goes now. Unless a page's batch may still hold it (its connection's rows
+      // are queued until the flush), its object takes the new frame.
+      reuse = conn.ring.shift();
+      if (reuse !== undefined) this.add(conn, -reuse.cost);
+      if (this.channel.wants(conn.id)) reuse = undefined;
+    }
+    const entry = makeEntry(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes, reuse);
     if ((bits & INJECTED) === 0) {
       const stats = from === 'client' ? conn.fromClient : conn.fromUpstream;
       stats.frames++;
@@ -166,7 +175,6 @@ export class Hub {
     }
     conn.ring.push(entry);
     this.add(conn, entry.cost);
-    const { maxMessagesPerConnection, maxBytesPerConnection } = this.options;
     while (conn.ring.length > 1 && (conn.ring.length > maxMessagesPerConnection || conn.bytes > maxBytesPerConnection)) this.shift(conn);
     if (!conn.published) return;
     if (this.total > this.options.maxBytes) this.reclaim(conn);

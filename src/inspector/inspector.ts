@@ -18,6 +18,7 @@ import { EventChannel } from './events.js';
 import { requestHandler } from './http.js';
 import { Conn, Hub } from './hub.js';
 import { type InspectorOptions, type ResolvedInspectorOptions, resolveInspectorOptions } from './options.js';
+import { InspectObserver } from './observer.js';
 import { InspectStage } from './stage.js';
 import type { InspectorEvents, TrackInfo } from './types.js';
 
@@ -58,7 +59,7 @@ export class Inspector {
   /** @internal use {@link inspector} */
   constructor(options: ResolvedInspectorOptions) {
     this.options = options;
-    this.channel = new EventChannel(options.maxPageBuffer);
+    this.channel = new EventChannel(options.maxPageBuffer, options.liveRowsPerSecond);
     this.hub = new Hub(options, this.channel);
     this.breakpoints = new Breakpoints(this.channel);
     this.holds = new Holds(this.channel, options.holdTimeout, options.maxPayloadBytes);
@@ -151,21 +152,43 @@ export class Inspector {
     this.hub.dispose();
   }
 
-  /** The stages of one direction of a new proxy; its record is made by the first of its two calls. */
+  /** The stages of one direction of a bare proxy (see {@link Inspector.transforms}). */
   private stagesFor(context: StageContext): readonly Stage[] {
-    const proxy = context.proxy;
-    // Without a proxy (a bare pipeline) there is no connection to show, nor to send to.
-    if (this.stopped || proxy === undefined) return [];
-    let conn = this.conns.get(proxy);
-    if (conn === undefined) {
-      conn = new Conn(context.id, proxy);
-      this.conns.set(proxy, conn);
-    }
-    return [new InspectStage(this, conn, context.role)];
+    const observer = this.observerFor(context);
+    return observer === undefined ? [] : [new InspectStage(observer)];
   }
 
+  /** The observer of one direction of a new proxy; its record is made by the first of its two calls. */
+  private observerFor(context: StageContext): InspectObserver | undefined {
+    const proxy = context.proxy;
+    // Without a proxy (a bare pipeline) there is no connection to show, nor to send to.
+    if (this.stopped || proxy === undefined) return undefined;
+    return new InspectObserver(this, this.connOf(proxy, context.id), context.role);
+  }
+
+  /** The record of a proxy, made on first use (`id` is the proxy's: its stages' factories run before it has one). */
+  private connOf(proxy: WebSocketProxy, id: string): Conn {
+    let conn = this.conns.get(proxy);
+    if (conn === undefined) {
+      conn = new Conn(id, proxy);
+      this.conns.set(proxy, conn);
+    }
+    return conn;
+  }
+
+  /**
+   * Shows the server's new connections: its proxies reach the inspector through the proxy's frame
+   * observer hook, at each direction's end (before `onFrame`), not through a stage of their own.
+   */
   private attach(server: ProxyServer): void {
-    const remove = server.addTransforms(this.transforms);
+    const remove = server.addObserver({
+      // The record is made with the proxy (as a stage factory would): a dormant connection's
+      // directions start later, and a proxy made before the inspector was attached has none.
+      connection: (proxy) => {
+        if (!this.stopped) this.connOf(proxy, proxy.id);
+      },
+      direction: (context) => this.observerFor(context),
+    });
     const onConnection = (proxy: WebSocketProxy, req: IncomingMessage, route: Route, upstreamUrl?: URL): void => {
       const conn = this.conns.get(proxy);
       if (conn === undefined) return;

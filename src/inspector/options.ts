@@ -10,8 +10,8 @@ import { checkNumber, checkOptionsObject } from '../transforms/stage.js';
 /** Options of {@link inspector}. */
 export interface InspectorOptions {
   /**
-   * The proxy server whose connections to show: the inspector adds its stages to the connections
-   * it opens from now on. Without it, add {@link Inspector.transforms} to your `WebSocketProxy`s and
+   * The proxy server whose connections to show: the inspector observes the connections it opens
+   * from now on. Without it, add {@link Inspector.transforms} to your `WebSocketProxy`s and
    * call {@link Inspector.track}.
    * @defaultValue none
    */
@@ -65,6 +65,14 @@ export interface InspectorOptions {
    */
   maxPageBuffer?: number;
   /**
+   * Rows per second of a connection a page receives live, at most (the newest of each batch): a
+   * table nobody can read faster costs the browser, on the proxy's machine often, and the proxy
+   * serializing them. Past it a `skipped` event counts the rest, which stay kept: the API and the
+   * downloads have them, and the page loads those still kept when paused.
+   * @defaultValue 200
+   */
+  liveRowsPerSecond?: number;
+  /**
    * Milliseconds a breakpoint holds a message before releasing it as is.
    * @defaultValue 30000
    */
@@ -88,6 +96,7 @@ export interface ResolvedInspectorOptions {
   maxClosedConnections: number;
   maxPayloadBytes: number;
   maxPageBuffer: number;
+  liveRowsPerSecond: number;
   holdTimeout: number;
   pageDir: string;
 }
@@ -100,12 +109,13 @@ export const INSPECTOR_DEFAULTS = Object.freeze({
   maxClosedConnections: 100,
   maxPayloadBytes: 64 * 1024,
   maxPageBuffer: 1024 * 1024,
+  liveRowsPerSecond: 200,
   holdTimeout: 30_000,
 });
 
 const KEYS = new Set([
   'server', 'port', 'host', 'token', 'maxMessagesPerConnection', 'maxBytesPerConnection', 'maxBytes',
-  'maxClosedConnections', 'maxPayloadBytes', 'maxPageBuffer', 'holdTimeout', 'pageDir',
+  'maxClosedConnections', 'maxPayloadBytes', 'maxPageBuffer', 'liveRowsPerSecond', 'holdTimeout', 'pageDir',
 ]);
 
 /** The longest delay `setTimeout` takes. */
@@ -138,7 +148,7 @@ export function resolveInspectorOptions(options: InspectorOptions | undefined, d
     if (!KEYS.has(key)) throw new TypeError(`options.${key} is not an option of inspector`);
   }
   const server = given.server;
-  if (server !== undefined && (server === null || typeof server.addTransforms !== 'function')) {
+  if (server !== undefined && (server === null || typeof server.addObserver !== 'function')) {
     throw new TypeError('options.server must be a ProxyServer');
   }
   const port = checkNumber('port', given.port, 0, { min: 0, integer: true });
@@ -167,6 +177,7 @@ export function resolveInspectorOptions(options: InspectorOptions | undefined, d
     maxClosedConnections: number('maxClosedConnections', 0),
     maxPayloadBytes: number('maxPayloadBytes', 0),
     maxPageBuffer: number('maxPageBuffer', 1024),
+    liveRowsPerSecond: number('liveRowsPerSecond', 1),
     holdTimeout,
     pageDir,
   };

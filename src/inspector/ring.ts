@@ -1,6 +1,7 @@
 /**
  * A first-in first-out ring that grows by doubling: O(1) push, shift and access by position, and
- * nothing allocated for a connection that never sends a frame.
+ * nothing allocated for a connection that never sends a frame. Its storage's size is a power of
+ * two, so that a position wraps with a mask rather than a division.
  *
  * @packageDocumentation
  */
@@ -19,7 +20,7 @@ export class Ring<T> {
   /** Adds an item at the end. */
   push(item: T): void {
     if (this.count === this.items.length) this.grow();
-    this.items[(this.head + this.count) % this.items.length] = item;
+    this.items[(this.head + this.count) & (this.items.length - 1)] = item;
     this.count++;
   }
 
@@ -28,7 +29,7 @@ export class Ring<T> {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
     this.items[this.head] = undefined; // let it be collected
-    this.head = (this.head + 1) % this.items.length;
+    this.head = (this.head + 1) & (this.items.length - 1);
     this.count--;
     return item;
   }
@@ -36,7 +37,7 @@ export class Ring<T> {
   /** The item at a position from the first (0), or undefined. */
   at(index: number): T | undefined {
     if (index < 0 || index >= this.count) return undefined;
-    return this.items[(this.head + index) % this.items.length];
+    return this.items[(this.head + index) & (this.items.length - 1)];
   }
 
   /** Empties it and lets its storage go. */
@@ -49,7 +50,7 @@ export class Ring<T> {
   private grow(): void {
     const size = Math.max(8, this.items.length * 2);
     const items = new Array<T | undefined>(size);
-    for (let i = 0; i < this.count; i++) items[i] = this.items[(this.head + i) % this.items.length];
+    for (let i = 0; i < this.count; i++) items[i] = this.items[(this.head + i) & (this.items.length - 1)];
     this.items = items;
     this.head = 0;
   }

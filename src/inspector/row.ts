@@ -25,32 +25,50 @@ export const ENTRY_OVERHEAD = 200;
 export const EDITED = 1;
 export const INJECTED = 2;
 
-/** A frame as the inspector keeps it. @internal */
+/**
+ * A frame as the inspector keeps it. Its fields are rewritten when the hub recycles it for a newer
+ * frame (see {@link makeEntry}): read them at once, never keep an entry across turns. @internal
+ */
 export class Entry {
-  constructor(
-    /** Per connection, from 1. */
-    readonly seq: number,
-    /** Epoch ms. */
-    readonly time: number,
-    /** The side that sent it (for an injected frame, the side it stands in for). */
-    readonly from: ProxyRole,
-    readonly type: FrameType,
-    readonly fin: boolean,
-    /** Payload bytes of the whole frame. */
-    readonly size: number,
-    /** A close frame's code. */
-    readonly code: number | undefined,
-    /** {@link EDITED} and {@link INJECTED}. */
-    readonly flags: number,
-    /** Whether the message is binary (a continuation frame's is its message's). */
-    readonly binary: boolean,
-    /** The buffer holding the kept bytes (a shared slab for small payloads: see {@link keepBytes}). */
-    private readonly store: Buffer,
-    /** Where they start in it. */
-    private readonly offset: number,
-    /** How many bytes were kept (all of the payload, or its first bytes). */
-    readonly kept: number,
-  ) {}
+  /** Per connection, from 1. */
+  seq = 0;
+  /** Epoch ms. */
+  time = 0;
+  /** The side that sent it (for an injected frame, the side it stands in for). */
+  from: ProxyRole = 'client';
+  type: FrameType = 'text';
+  fin = true;
+  /** Payload bytes of the whole frame. */
+  size = 0;
+  /** A close frame's code. */
+  code: number | undefined = undefined;
+  /** {@link EDITED} and {@link INJECTED}. */
+  flags = 0;
+  /** Whether the message is binary (a continuation frame's is its message's). */
+  binary = false;
+  /** The buffer holding the kept bytes (a shared slab for small payloads: see {@link keepBytes}). */
+  private store: Buffer = EMPTY;
+  /** Where they start in it. */
+  private offset = 0;
+  /** How many bytes were kept (all of the payload, or its first bytes). */
+  kept = 0;
+
+  /** @internal sets every field (a new entry, or a recycled one) */
+  fill(seq: number, from: ProxyRole, frame: Frame, binary: boolean, flags: number, store: Buffer, offset: number, kept: number): this {
+    this.seq = seq;
+    this.time = Date.now();
+    this.from = from;
+    this.type = frame.type;
+    this.fin = frame.fin;
+    this.size = frame.payload.length;
+    this.code = frame.code;
+    this.flags = flags;
+    this.binary = binary;
+    this.store = store;
+    this.offset = offset;
+    this.kept = kept;
+    return this;
+  }
 
   /** The kept bytes: a view made on demand (rows no page looks at never make one). */
   get payload(): Buffer {
@@ -69,6 +87,8 @@ export class Entry {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * The entry of a frame.
  *
@@ -78,13 +98,15 @@ export class Entry {
  * @param binary - whether its message is binary
  * @param flags - {@link EDITED}, {@link INJECTED}
  * @param maxPayload - most payload bytes to keep
+ * @param reuse - an entry no one reads any more (shed from a full ring) to fill instead of a new
+ *   one: a flood then allocates nothing per frame but its bytes' copy, and leaves no entry to collect
  */
-export function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number): Entry {
+export function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number, reuse?: Entry): Entry {
   const textual = !binary && frame.type !== 'ping' && frame.type !== 'pong';
   const payload = frame.payload;
   const kept = keptLength(payload, maxPayload, textual);
   const offset = keepBytes(payload, kept);
-  return new Entry(seq, Date.now(), from, frame.type, frame.fin, payload.length, frame.code, flags, binary, slab, offset, kept);
+  return (reuse ?? new Entry()).fill(seq, from, frame, binary, flags, slab, offset, kept);
 }
 
 /**
@@ -117,7 +139,9 @@ function keepBytes(payload: Buffer, length: number): number {
     slabUsed = 0;
   }
   const offset = slabUsed;
-  payload.copy(slab, offset, 0, length);
+  // A whole small payload (the common case) goes by TypedArray.set, without Buffer.copy's checks.
+  if (length === payload.length) slab.set(payload, offset);
+  else payload.copy(slab, offset, 0, length);
   slabUsed += length;
   return offset;
 }

@@ -141,6 +141,12 @@ export interface InspectorEvents {
    * order: of every connection, or of the one the page subscribed to (`?connection=<id>`).
    */
   messages: MessageRow[];
+  /**
+   * Rows of a connection that passed since the last batch and that this batch does not carry: past
+   * `liveRowsPerSecond`, a batch carries only the newest. Sent right before the batch's `messages`.
+   * The rows stay kept (`GET /api/connections/:id/messages`) while the ring has them.
+   */
+  skipped: { connection: string; count: number };
   /** A connection's counts, at most every 500 ms, only when they changed. */
   stats: { id: string; client: SideStats; upstream: SideStats };
   /** A connection ended (`closed` set). */

@@ -12,7 +12,7 @@ import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encod
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
 import type { DeflateHop } from './deflate-hop.js';
-import { type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
+import { type FrameObserver, type ObserveResult, type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
 type Callback = (error?: Error | null) => void;
 
@@ -472,6 +472,17 @@ export interface ForwarderContext {
    * @defaultValue undefined (frames go as they are)
    */
   readonly deflate?: DeflateHop;
+  /**
+   * Sees every frame after `onInput` and before `onFrame` (see {@link FrameObserver}): an internal
+   * hook, the inspector's. Set it only with `ownsPayloads` false.
+   * @defaultValue undefined (none)
+   */
+  readonly observer?: FrameObserver;
+  /**
+   * The observer threw or rejected: it is detached from the direction (called once).
+   * @defaultValue nothing is reported
+   */
+  onObserverError?(error: Error): void;
   /** Calls the user's `onFrame`, or is undefined when there is none. */
   readonly onFrame: ((frame: Frame) => OnFrameResult | Promise<OnFrameResult>) | undefined;
   /** Every frame reaching the stage, before `onFrame`. */
@@ -497,10 +508,13 @@ export class Forwarder extends Writable {
   private deferred: (() => void)[] = [];
   /** Whether the open message is being compressed (see {@link ForwarderContext.deflate}). */
   private compressing = false;
+  /** The direction's observer, until it fails. */
+  private observer: FrameObserver | undefined;
 
   /** @param context - the proxy's side of the contract */
   constructor(private readonly context: ForwarderContext) {
     super({ objectMode: true, highWaterMark: 1 });
+    this.observer = context.observer;
   }
 
   /**
@@ -535,9 +549,37 @@ export class Forwarder extends Writable {
 
   /** @internal */
   override _write(frame: Frame, _encoding: string, callback: Callback): void {
-    const context = this.context;
-    context.onInput(frame);
+    this.context.onInput(frame);
     this.busy = true;
+    const observer = this.observer;
+    if (observer !== undefined) {
+      let held: ObserveResult;
+      try {
+        held = observer.observe(frame);
+      } catch (err) {
+        this.detachObserver(err);
+      }
+      if (held !== undefined) {
+        // Held (a breakpoint): the direction waits, in order, as for an async onFrame.
+        held.then(
+          (out) => {
+            if (out === null) this.settle(callback);
+            else this.process(out, callback);
+          },
+          (err: unknown) => {
+            this.detachObserver(err);
+            this.process(frame, callback);
+          },
+        );
+        return;
+      }
+    }
+    this.process(frame, callback);
+  }
+
+  /** A frame past the observer: `onFrame`, then on to the outbox. */
+  private process(frame: Frame, callback: Callback): void {
+    const context = this.context;
     if (context.onFrame === undefined) {
       this.deliver(frame, callback);
       return;
@@ -565,6 +607,16 @@ export class Forwarder extends Writable {
     if (this.context.to.unfinishedFrame) this.context.to.abortFrame();
     this.runDeferred();
     callback(err);
+  }
+
+  /**
+   * The observer failed: it sees no more frames of this direction, which goes on without it (a
+   * debugging hook must not end the connections it shows, nor hold them).
+   */
+  private detachObserver(err: unknown): void {
+    if (this.observer === undefined) return;
+    this.observer = undefined;
+    this.context.onObserverError?.(err instanceof Error ? err : new Error(String(err)));
   }
 
   private apply(frame: Frame, result: OnFrameResult, callback: Callback): void {

@@ -536,7 +536,8 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
     const options = this.options;
     const onFrame = options.onFrame;
     const proxy = this.proxy;
-    const userCode = onFrame !== undefined || this.stages[from.role].length > 0;
+    // The observer (the inspector's) counts as user code: whole, plain frames, payloads not handed over.
+    const userCode = onFrame !== undefined || this.stages[from.role].length > 0 || options.observer !== undefined;
     const compression = directionCompression(from.deflate, to.deflate, userCode);
     if (!options.aggregateFragments && !userCode && compression.inflate === undefined && compression.deflate === undefined) {
       // Nothing on this direction needs whole frames: large ones are relayed as they arrive
@@ -565,6 +566,8 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
         else this.debug(`${from.role} dropping ${frame.type} frame after onFrame requested it`);
       },
       onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
+      observer: options.observer?.({ role: from.role, id: this.id, proxy }),
+      onObserverError: (err) => this.options.logger.warn(`${from.role} frame observer failed, detached: ${err.message}`),
     });
     to.forwarder = forwarder;
     const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];

@@ -27,6 +27,38 @@ export type OnFrame<P> = (
   code: number | undefined,
 ) => OnFrameResult | Promise<OnFrameResult>;
 
+/**
+ * What a {@link FrameObserver} answers for a frame: nothing (the common case: it goes on as it is,
+ * at once), or a promise of the frame to go on with (null: none, the frame is dropped).
+ * @internal
+ */
+export type ObserveResult = PromiseLike<Frame | null> | undefined;
+
+/**
+ * Sees each frame of one direction of one connection at its `Forwarder`, after the direction's
+ * stages and before `onFrame`, one frame at a time: the inspector's hook (not public API; see
+ * {@link kObserver}). A direction with an observer counts as one with user code: its frames are
+ * whole and plain (no cut-through, no compressed pass-through), and its payloads are never handed
+ * over to the writer (`ownsPayloads`), so that no payload an observer reads or keeps is masked in
+ * place. A throw (or a rejection) detaches the observer from the direction: the frame, and those
+ * after it, go on unobserved.
+ * @internal
+ */
+export interface FrameObserver {
+  observe(frame: Frame): ObserveResult;
+}
+
+/** Makes the observer of one direction of a new connection, or none. @internal */
+export type ObserverFactory = (context: StageContext) => FrameObserver | undefined;
+
+/**
+ * The key of the internal option that gives a proxy its {@link ObserverFactory} (`ProxyServer` sets
+ * it on the options it builds, see `addObserver()`): a symbol, so that it is not one of the options
+ * a user sees or types.
+ * @internal
+ */
+export const kObserver: unique symbol = Symbol('observer');
+
 /** Something with pino's logging methods; each takes a message string. */
 export interface Logger {
   debug(message: string): void;
@@ -236,6 +268,8 @@ export interface ResolvedProxyOptions<P> {
   perMessageDeflate: ResolvedDeflateSettings | false;
   debug: boolean;
   logger: Logger;
+  /** The internal observer factory ({@link kObserver}), if any. */
+  observer: ObserverFactory | undefined;
 }
 
 /** Defaults of the numeric {@link ProxyOptions}. */
@@ -369,6 +403,8 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
   if (lingeringTime <= lingeringTimeout) {
     throw new TypeError('options.lingeringTime must be > options.lingeringTimeout');
   }
+  const observer = (input as { [kObserver]?: unknown })[kObserver];
+  if (observer !== undefined && typeof observer !== 'function') throw new TypeError('the internal observer option must be a function');
   const pingInterval = perSide(options, 'pingInterval');
   const pongTimeout = perSide(options, 'pongTimeout');
   const userStages = (transforms ?? {}) as Record<string, unknown>;
@@ -396,6 +432,7 @@ export function resolveOptions<P>(input: ProxyOptions<P> | undefined, defaultLog
     perMessageDeflate: resolvePerMessageDeflate(options.perMessageDeflate),
     debug: Boolean(options.debug),
     logger: input.logger ?? defaultLogger,
+    observer: observer as ObserverFactory | undefined,
   };
 }
 

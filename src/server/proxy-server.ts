@@ -13,11 +13,12 @@ import type { Duplex } from 'node:stream';
 import { HandshakeError, isWebSocketProxyError } from '../errors.js';
 import { validateClientRequest, writeHttpResponse } from '../handshake/client.js';
 import { defaultLogger } from '../proxy/log.js';
-import { type Logger, type ProxyOptions, resolveOptions } from '../proxy/options.js';
+import { type Logger, type ProxyOptions, kObserver, resolveOptions } from '../proxy/options.js';
 import type { ProxySummary } from '../proxy/lifecycle.js';
 import { WebSocketProxy } from '../proxy/websocket-proxy.js';
 import type { Stage, StageContext } from '../transforms/stage.js';
 import { type ServerMetrics, serverMetrics } from './metrics.js';
+import { type ServerObserver, chainObservers } from './observers.js';
 import { type ProxyServerOptions, type Refusal, type ResolvedServerOptions, type ServerTransforms, resolveServerOptions } from './options.js';
 import { type Route, type RouteMatch, matchRoute } from './routes.js';
 
@@ -135,7 +136,9 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   private emptyWaiters: (() => void)[] = [];
   /** Stages added by {@link ProxyServer.addTransforms}, run after the configured ones. */
   private addedTransforms: ServerTransforms[] = [];
-  /** The proxy options with the added stages (the configured options when none were added). */
+  /** Observers added by {@link ProxyServer.addObserver}, in order. */
+  private observers: ServerObserver[] = [];
+  /** The proxy options with the added stages and observers (the configured options when none were added). */
   private proxyOptions: ProxyOptions<WebSocketProxy>;
 
   /**
@@ -177,17 +180,44 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     }
     const added = { ...transforms };
     this.addedTransforms = [...this.addedTransforms, added];
-    this.proxyOptions = this.composeTransforms();
+    this.proxyOptions = this.composeOptions();
     return () => {
       this.addedTransforms = this.addedTransforms.filter((entry) => entry !== added);
-      this.proxyOptions = this.composeTransforms();
+      this.proxyOptions = this.composeOptions();
     };
   }
 
-  /** The proxy options with the added stages after the configured ones. */
-  private composeTransforms(): ProxyOptions<WebSocketProxy> {
+  /**
+   * Adds a frame observer to the connections opened from now on: the inspector's hook, cheaper
+   * than a stage (see `FrameObserver` in src/proxy/options.ts). Its `connection()` is called with
+   * each proxy made while it is added, its `direction()` once per direction of those, as the
+   * direction starts.
+   *
+   * @param observer - the observer
+   * @returns a function that removes it (from connections opened after it is called)
+   * @throws TypeError when it is not an observer
+   * @internal
+   */
+  addObserver(observer: ServerObserver): () => void {
+    if (observer === null || typeof observer !== 'object' || typeof observer.connection !== 'function' || typeof observer.direction !== 'function') {
+      throw new TypeError('the observer must be an object { connection(proxy), direction(ctx) }');
+    }
+    // An entry of its own, so that the same observer added twice is removed once per call.
+    const added: ServerObserver = { connection: (proxy) => observer.connection(proxy), direction: (context) => observer.direction(context) };
+    this.observers = [...this.observers, added];
+    this.proxyOptions = this.composeOptions();
+    return () => {
+      this.observers = this.observers.filter((entry) => entry !== added);
+      this.proxyOptions = this.composeOptions();
+    };
+  }
+
+  /** The proxy options with the added observers, and the added stages after the configured ones. */
+  private composeOptions(): ProxyOptions<WebSocketProxy> {
     const base = this.options.proxy;
-    if (this.addedTransforms.length === 0) return base;
+    if (this.addedTransforms.length === 0 && this.observers.length === 0) return base;
+    const observer = this.observers.length === 0 ? {} : { [kObserver]: chainObservers(this.observers) };
+    if (this.addedTransforms.length === 0) return Object.freeze({ ...base, ...observer });
     const added = this.addedTransforms;
     const configured = (base.transforms ?? {}) as ServerTransforms;
     const direction = (role: 'client' | 'upstream') => (context: StageContext): readonly Stage[] => {
@@ -195,7 +225,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       for (const entry of added) stages.push(...(entry[role]?.(context) ?? []));
       return stages;
     };
-    return Object.freeze({ ...base, transforms: Object.freeze({ client: direction('client'), upstream: direction('upstream') }) });
+    return Object.freeze({ ...base, ...observer, transforms: Object.freeze({ client: direction('client'), upstream: direction('upstream') }) });
   }
 
   /** Whether new upgrades are taken (false once {@link ProxyServer.close} was called). */
@@ -257,6 +287,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       }
 
       proxy = new WebSocketProxy(this.proxyOptions);
+      for (const observer of this.observers) observer.connection(proxy);
       this.pending.add(proxy);
       try {
         await proxy.connect(url, req, socket, head, this.connectOptions(match.route));

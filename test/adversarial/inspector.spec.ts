@@ -33,7 +33,8 @@ describe('adversarial: inspector pages that never read', function () {
   afterEach(releaseAll);
 
   it(`${PAGES} pages that never read /api/events while 1 KiB messages flow: each is dropped at maxPageBuffer, memory stays bounded`, async () => {
-    const rig = await inspectRig({ maxPageBuffer: MAX_PAGE_BUFFER });
+    // Every row live (no liveRowsPerSecond cap): the most a page can be sent.
+    const rig = await inspectRig({ maxPageBuffer: MAX_PAGE_BUFFER, liveRowsPerSecond: 1_000_000 });
     const client = await rig.client();
     for (let i = 0; i < PAGES; i++) await stalledPage(rig.port);
     await waitFor(() => rig.insp.channel.size === PAGES);

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { expect } from 'chai';
-import { FLUSH_INTERVAL, FLUSH_ROWS } from '../../src/inspector/events.js';
+import { FLUSH_INTERVAL } from '../../src/inspector/events.js';
 import { waitFor } from '../helpers/sockets.js';
 import { fakeTimers, onCleanup, releaseAll, turns } from '../proxy/rig.js';
 import { call, inspectRig, sse, started } from './helpers.js';
@@ -59,7 +59,7 @@ describe('inspector/events', () => {
 
   it('sends the events of a burst together, in order, to every page', async () => {
     const clock = fakeTimers();
-    const { port, client } = await inspectRig();
+    const { port, client } = await inspectRig({ liveRowsPerSecond: 10_000 });
     const pages = [await sse(port), await sse(port)];
     const peer = await client();
     for (let i = 0; i < 100; i++) peer.ws.send(`burst ${i}`);
@@ -78,7 +78,7 @@ describe('inspector/events', () => {
 
   it('sends the rows of a flush as one messages event per page, in order', async () => {
     const clock = fakeTimers();
-    const { port, client } = await inspectRig();
+    const { port, client } = await inspectRig({ liveRowsPerSecond: 10_000 });
     const page = await sse(port);
     await page.next('hello');
     const peer = await client();
@@ -94,20 +94,34 @@ describe('inspector/events', () => {
     expect(rows.filter((r) => r.from === 'client').map((r) => r.preview)).to.deep.equal(Array.from({ length: 30 }, (_, i) => `row ${i}`));
   });
 
-  it('sends the rows at once, without waiting for the interval, once FLUSH_ROWS wait', async () => {
+  it('sends a connection\'s newest rows of a flush up to liveRowsPerSecond, after a skipped count of the others', async () => {
     const clock = fakeTimers();
-    const { port, client } = await inspectRig();
+    // 10 rows a flush.
+    const { insp, port, client } = await inspectRig({ liveRowsPerSecond: 10_000 / FLUSH_INTERVAL });
     const page = await sse(port);
     await page.next('hello');
     const peer = await client();
-    for (let i = 0; i < FLUSH_ROWS; i++) peer.ws.send(`r${i}`);
-    await peer.waitMessages(FLUSH_ROWS);
-    // 2 * FLUSH_ROWS rows passed and no timer ran: two full batches went out, nothing else waits.
-    await waitFor(() => page.raw.filter((e) => e.event === 'messages').length === 2);
-    for (const batch of page.raw.filter((e) => e.event === 'messages')) expect(batch.data).to.have.length(FLUSH_ROWS);
-    clock.tick(FLUSH_INTERVAL);
+    for (let i = 0; i < 30; i++) peer.ws.send(`r${i}`);
+    await peer.waitMessages(30);
     await turns();
-    expect(page.raw.filter((e) => e.event === 'messages')).to.have.length(2);
+    clock.tick(FLUSH_INTERVAL);
+    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const id = insp.hub.connections()[0]!.id;
+    expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'skipped', 'messages']);
+    expect(page.raw[2]!.data).to.deep.equal({ connection: id, count: 50 });
+    expect((page.raw[3]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal(Array.from({ length: 10 }, (_, i) => 51 + i));
+    // Under the cap: every row, no skipped event.
+    peer.ws.send('last');
+    await peer.waitMessages(31);
+    await turns();
+    clock.tick(FLUSH_INTERVAL);
+    await waitFor(() => page.raw.filter((e) => e.event === 'messages').length === 2);
+    const later = page.raw.slice(4).filter((e) => e.event !== 'stats');
+    expect(later.map((e) => e.event)).to.deep.equal(['messages']);
+    expect((later[0]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal([61, 62]);
+    // The skipped rows are still kept for the API.
+    const rows = (await call(port, 'GET', `/api/connections/${id}/messages?limit=1000`)).json;
+    expect(rows).to.have.length(62);
   });
 
   it('sends a page subscribed to a connection only its rows, and every connection\'s other events', async () => {

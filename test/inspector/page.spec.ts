@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { type Inspector, inspector } from '../../src/index.js';
+import { type Inspector, type InspectorOptions, inspector } from '../../src/index.js';
 import { startUpstream } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll } from '../proxy/rig.js';
@@ -54,7 +54,7 @@ interface Rig {
   client(): Promise<{ ws: WebSocket; inbox: Inbox }>;
 }
 
-async function rig(): Promise<Rig> {
+async function rig(options: InspectorOptions = {}): Promise<Rig> {
   const upstreamInboxes: Inbox[] = [];
   const upstream = await startUpstream((ws) => {
     ws.on('error', () => undefined);
@@ -63,7 +63,7 @@ async function rig(): Promise<Rig> {
   });
   onCleanup(() => upstream.close());
   const { server, url } = await listening({ target: upstream.url });
-  const insp = await inspector({ server, token: TOKEN });
+  const insp = await inspector({ server, token: TOKEN, ...options });
   onCleanup(() => insp.close());
   return {
     insp,
@@ -217,7 +217,8 @@ describe('inspector page (headless Chromium)', function () {
   });
 
   it('keeps only the rows in view in the DOM, and does not move the list the user scrolled up', async () => {
-    const r = await rig();
+    // Every row live, whatever the burst (see the next test for the cap).
+    const r = await rig({ liveRowsPerSecond: 100_000 });
     const page = await openPage(r.insp);
     const { ws, inbox } = await r.client();
     for (let i = 1; i <= 200; i++) ws.send(`m${i}`);
@@ -243,6 +244,25 @@ describe('inspector page (headless Chromium)', function () {
     // Following again goes to the tail.
     await page.check('#follow');
     await page.locator('#messages .row.from-upstream', { hasText: /m220$/ }).waitFor();
+  });
+
+  it('counts the rows skipped live past liveRowsPerSecond, and loads them on Pause', async () => {
+    // A few rows a flush (10 a second).
+    const r = await rig({ liveRowsPerSecond: 10 });
+    const page = await openPage(r.insp);
+    const { ws, inbox } = await r.client();
+    await waitFor(() => r.insp.hub.connections().length === 1);
+    const id = r.insp.hub.connections()[0]!.id;
+    await waitFor(() => JSON.stringify(r.insp.channel.subscriptions()) === JSON.stringify([id]));
+    await page.locator('#status.live').waitFor();
+    for (let i = 1; i <= 10; i++) ws.send(`m${i}`);
+    await inbox.got('m10');
+    await page.locator('#skipped', { hasText: /^\d+ skipped live$/ }).waitFor();
+    const shown = await shownRows(page);
+    expect(shown.length).to.be.below(20);
+    await page.click('#pause');
+    const all = Array.from({ length: 10 }, (_, i) => `m${i + 1}`);
+    await expectRows(page, [...all.map((m) => `c:${m}`), ...all.map((m) => `u:${m}`)]);
   });
 
   it("opens a message's detail: pretty JSON, hex, and a close frame's code and reason", async () => {

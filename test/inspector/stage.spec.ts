@@ -5,11 +5,12 @@ import { EventChannel } from '../../src/inspector/events.js';
 import { Conn, Hub } from '../../src/inspector/hub.js';
 import { INSPECTOR_DEFAULTS } from '../../src/inspector/options.js';
 import { rowOf } from '../../src/inspector/row.js';
-import { InspectStage, type StageHost } from '../../src/inspector/stage.js';
+import { InspectObserver, type ObserverHost } from '../../src/inspector/observer.js';
+import { InspectStage } from '../../src/inspector/stage.js';
 import { runStage } from '../helpers/stage-run.js';
 import { waitFor } from '../helpers/sockets.js';
 
-function host(): StageHost & { closed: boolean; dispose(): void } {
+function host(): ObserverHost & { closed: boolean; dispose(): void } {
   const channel = new EventChannel(1024 * 1024);
   const hub = new Hub({ server: undefined, port: 0, host: '127.0.0.1', token: undefined, pageDir: '.', ...INSPECTOR_DEFAULTS }, channel);
   return { hub, breakpoints: new Breakpoints(channel), holds: new Holds(channel, 30_000, 1024), closed: false, dispose: () => hub.dispose() };
@@ -21,7 +22,7 @@ describe('inspector/stage', () => {
     const conn = new Conn('c', undefined);
     h.hub.publish(conn, {});
     const frames = [binaryFrame(Buffer.from([0xab]), false), pingFrame('p'), continuationFrame(Buffer.from([0xcd])), textFrame('t'), closeFrame(4000, 'bye')];
-    const run = await runStage(new InspectStage(h, conn, 'upstream'), frames);
+    const run = await runStage(new InspectStage(new InspectObserver(h, conn, 'upstream')), frames);
     expect(run.out).to.deep.equal(frames);
     const rows = [1, 2, 3, 4, 5].map((seq) => rowOf('c', conn.entry(seq)!));
     expect(rows.map((row) => [row.seq, row.type, row.from, row.preview])).to.deep.equal([
@@ -36,7 +37,7 @@ describe('inspector/stage', () => {
     const h = host();
     const conn = new Conn('c', undefined);
     h.breakpoints.add('client', 'x');
-    const stage = new InspectStage(h, conn, 'client');
+    const stage = new InspectStage(new InspectObserver(h, conn, 'client'));
     const running = runStage(stage, [pingFrame('x'), textFrame('x1'), textFrame('y')]);
     await waitFor(() => h.holds.size === 1);
     expect(conn.entry(1)!.type).to.equal('ping');
@@ -52,7 +53,7 @@ describe('inspector/stage', () => {
     const h = host();
     const conn = new Conn('c', undefined);
     h.closed = true;
-    const run = await runStage(new InspectStage(h, conn, 'client'), [textFrame('a')]);
+    const run = await runStage(new InspectStage(new InspectObserver(h, conn, 'client')), [textFrame('a')]);
     expect(run.out).to.have.length(1);
     expect(conn.ring.length).to.equal(0);
     h.dispose();

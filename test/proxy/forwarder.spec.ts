@@ -5,7 +5,7 @@ import { WebSocketProxyError } from '../../src/errors.js';
 import { type Frame, binaryFrame, closeFrame, continuationFrame, pingFrame, pongFrame, textFrame } from '../../src/frame.js';
 import { FrameParser } from '../../src/protocol/parser.js';
 import { Forwarder, type ForwarderContext, Outbox, type OutboxHooks } from '../../src/proxy/forwarder.js';
-import type { OnFrameResult, ProxyRole } from '../../src/proxy/options.js';
+import type { FrameObserver, OnFrameResult, ProxyRole } from '../../src/proxy/options.js';
 import { FrameWritable } from '../../src/streams/frame-writable.js';
 import { MASK_IN_PLACE_MIN } from '../../src/protocol/encode.js';
 
@@ -355,6 +355,8 @@ describe('Forwarder', () => {
     onFrame?: (frame: Frame) => OnFrameResult | Promise<OnFrameResult>;
     forwardClose?: boolean;
     from?: ProxyRole;
+    observer?: FrameObserver;
+    onObserverError?: (error: Error) => void;
   } = {}): ForwarderRig {
     const { sink, outbox } = outboxRig();
     const inputs: string[] = [];
@@ -370,6 +372,8 @@ describe('Forwarder', () => {
         closes.push(view(frame));
         return options.forwardClose ?? true;
       },
+      observer: options.observer,
+      onObserverError: options.onObserverError,
     };
     const forwarder = new Forwarder(context);
     const errors: Error[] = [];
@@ -530,6 +534,61 @@ describe('Forwarder', () => {
     await flush();
     expect(rig.sink.frames().map(view)).to.deep.equal(['text:a']);
     expect(rig.closes).to.deep.equal(['close:reply:1000']);
+  });
+
+  it('calls the observer before onFrame; a frame it holds keeps the frame busy (afterCurrent waits) until released or dropped', async () => {
+    const order: string[] = [];
+    const holds: ((out: Frame | null) => void)[] = [];
+    const rig = forwarderRig({
+      observer: {
+        observe: (frame) => {
+          order.push(`observe ${view(frame)}`);
+          return frame.payload.toString().startsWith('hold') ? new Promise<Frame | null>((resolve) => holds.push(resolve)) : undefined;
+        },
+      },
+      onFrame: (frame) => {
+        order.push(`onFrame ${view(frame)}`);
+        return frame.payload;
+      },
+    });
+    const done = writeAll(rig.forwarder, [textFrame('a'), textFrame('hold 1'), textFrame('hold 2'), textFrame('b')]);
+    await flush();
+    expect(holds).to.have.length(1);
+    expect(rig.forwarder.busy).to.equal(true);
+    let deferred = false;
+    rig.forwarder.afterCurrent(() => {
+      deferred = true;
+    });
+    expect(deferred).to.equal(false);
+    holds[0]!(textFrame('edited'));
+    await flush();
+    expect(deferred).to.equal(true);
+    holds[1]!(null);
+    await done;
+    await flush();
+    expect(order).to.deep.equal(['observe text:a', 'onFrame text:a', 'observe text:hold 1', 'onFrame text:edited', 'observe text:hold 2', 'observe text:b', 'onFrame text:b']);
+    expect(rig.sink.frames().map(view)).to.deep.equal(['text:a', 'text:edited', 'text:b']);
+    expect(rig.inputs).to.have.length(4);
+  });
+
+  it('detaches an observer that throws (reported once): the frame and those after it go on unobserved', async () => {
+    const reported: string[] = [];
+    let calls = 0;
+    const rig = forwarderRig({
+      observer: {
+        observe: () => {
+          calls++;
+          throw new Error('bug');
+        },
+      },
+      onObserverError: (err) => reported.push(err.message),
+    });
+    await writeAll(rig.forwarder, [textFrame('a'), textFrame('b')]);
+    await flush();
+    expect(calls).to.equal(1);
+    expect(reported).to.deep.equal(['bug']);
+    expect(rig.errors).to.deep.equal([]);
+    expect(rig.sink.frames().map(view)).to.deep.equal(['text:a', 'text:b']);
   });
 
   it('afterCurrent(): runs at once when idle, right after the frame being processed otherwise', async () => {

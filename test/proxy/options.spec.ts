@@ -146,6 +146,7 @@ describe('proxy options', () => {
       expect(resolved).to.deep.equal({
         aggregateFragments: false,
         onFrame: undefined,
+        observer: undefined,
         transforms: { client: [], upstream: [] },
         maxSendQueueSize: 16777216,
         clientMaxFrameSize: 1048576,

@@ -99,6 +99,7 @@ export function fetchMessage(id, seq) {
  * @property {(hello: Hello) => void} hello
  * @property {(c: ConnectionInfo) => void} open
  * @property {(rows: MessageRow[]) => void} messages
+ * @property {(s: { connection: string, count: number }) => void} skipped
  * @property {(s: { id: string, client: SideStats, upstream: SideStats }) => void} stats
  * @property {(c: ConnectionInfo) => void} close
  * @property {(h: HeldMessage) => void} held
@@ -121,7 +122,7 @@ export function openEvents(handlers, connection) {
   const path = connection === null ? '/api/events' : `/api/events?connection=${encodeURIComponent(connection)}`;
   const source = new EventSource(apiUrl(path));
   /** @type {(keyof EventHandlers)[]} */
-  const names = ['hello', 'open', 'messages', 'stats', 'close', 'held', 'resolved', 'breakpoints'];
+  const names = ['hello', 'open', 'messages', 'skipped', 'stats', 'close', 'held', 'resolved', 'breakpoints'];
   for (const name of names) {
     source.addEventListener(name, (event) => {
       // An event already queued when the page moved to another source is not this page's any more.

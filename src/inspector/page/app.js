@@ -56,6 +56,7 @@ function selectConnection(id) {
   const info = id === null ? undefined : store.connections.get(id);
   actions.setConnection(id, info !== undefined && info.closed === null);
   table.setSource(id === null ? [] : store.rowsOf(id));
+  showSkipped();
   if (id !== null) void backfill(id);
   // The live channel carries the rows of the selected connection only: move it. Its new `hello`
   // backfills again, which covers the rows that passed between the two streams.
@@ -104,6 +105,19 @@ function selectDefault() {
   selectConnection(first.done === true ? null : first.value);
 }
 
+/** Rows of each connection the live channel skipped (too fast to show), since the page opened. @type {Map<string, number>} */
+const skippedRows = new Map();
+const skippedEl = $('skipped');
+/** Whether the selected connection's skipped count changed since it was drawn. */
+let skippedStale = false;
+/** Shows the selected connection's skipped count, if any. */
+function showSkipped() {
+  const count = selected === null ? 0 : skippedRows.get(selected) ?? 0;
+  skippedEl.hidden = count === 0;
+  const text = `${count} skipped live`;
+  if (skippedEl.textContent !== text) skippedEl.textContent = text;
+}
+
 /** @type {import('./api.js').EventHandlers} */
 const handlers = {
   hello(hello) {
@@ -128,10 +142,17 @@ const handlers = {
       start = i;
     }
   },
+  skipped(s) {
+    // Rows the server did not send live (past its rate cap): counted here, loaded on Pause.
+    const total = (skippedRows.get(s.connection) ?? 0) + s.count;
+    skippedRows.set(s.connection, total);
+    // Drawn with the counts, once a second.
+    if (s.connection === selected) skippedStale = true;
+  },
   stats(stats) {
-    if (!store.updateStats(stats)) return;
-    const info = store.connections.get(stats.id);
-    if (info !== undefined) connections.updateCounts(info);
+    // Drawn with the ages, once a second: a busy proxy's 50 connections change their counts
+    // twice a second each, and every change redrawn on its own costs the browser a layout.
+    if (store.updateStats(stats)) staleCounts.add(stats.id);
   },
   close(info) {
     store.upsertConnection(info);
@@ -198,11 +219,23 @@ const pause = $('pause');
 pause.addEventListener('click', () => {
   const paused = !table.paused;
   table.setPaused(paused);
+  // What the live channel skipped is loaded now (what the server still keeps): the rows stand still.
+  if (paused && selected !== null && (skippedRows.get(selected) ?? 0) > 0) void backfill(selected);
   pause.setAttribute('aria-pressed', String(paused));
   pause.textContent = paused ? 'Resume' : 'Pause';
 });
 
+/** Connections whose counts changed since they were last drawn. @type {Set<string>} */
+const staleCounts = new Set();
+
 setInterval(() => {
+  for (const id of staleCounts) {
+    const info = store.connections.get(id);
+    if (info !== undefined) connections.updateCounts(info);
+  }
+  staleCounts.clear();
+  if (skippedStale) showSkipped();
+  skippedStale = false;
   connections.tick();
   actions.tickHeld();
 }, 1000);

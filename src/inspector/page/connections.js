@@ -130,7 +130,9 @@ export class ConnectionList {
       this.update(c);
       return;
     }
-    el.textContent = countsText(c);
+    const text = countsText(c);
+    // A text set to what it was still makes the browser lay the list out again.
+    if (el.textContent !== text) el.textContent = text;
   }
 
   /** @param {HTMLElement} li */
@@ -144,7 +146,9 @@ export class ConnectionList {
   tick() {
     for (const li of this.items.values()) {
       const el = li.querySelector('.age');
-      if (el !== null && li.dataset.closed === '') el.textContent = this.age(li);
+      if (el === null || li.dataset.closed !== '') continue;
+      const text = this.age(li);
+      if (el.textContent !== text) el.textContent = text;
     }
   }
 

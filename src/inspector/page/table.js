@@ -19,11 +19,11 @@ export const ROW_HEIGHT = 24;
 const OVERSCAN = 10;
 /**
  * Milliseconds at least between two renders for rows that arrived (a scroll, a resize or a filter
- * renders at the next frame): nobody reads a tail that moves more than five times a second, and each
+ * renders at the next frame): nobody reads a tail that moves more than twice a second, and each
  * render (layout, scroll, paint of the table) costs the browser, on the proxy's machine, far more
  * than taking the rows in.
  */
-export const LIVE_RENDER_GAP = 200;
+export const LIVE_RENDER_GAP = 500;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
