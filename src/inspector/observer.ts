@@ -2,7 +2,7 @@
  * What the inspector does with each frame of one direction of one connection: it records the frame
  * (one {@link Entry}, no JSON until a page asks), and holds the data frames a breakpoint matches
  * until they are released, edited, dropped or time out. Reached through the proxy's frame observer
- * hook (`ProxyServer.addObserver()`, at the direction's `Forwarder`, before `onFrame`) or through
+ * hook (`ProxyServer.addObserver()`, at the end of the direction, before `onFrame`) or through
  * {@link InspectStage} (`inspector.transforms`, for a bare `WebSocketProxy`). Without aggregation a
  * fragmented message is matched and held frame by frame.
  *

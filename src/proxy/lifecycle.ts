@@ -539,13 +539,15 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
     // The observer (the inspector's) counts as user code: whole, plain frames, payloads not handed over.
     const userCode = onFrame !== undefined || this.stages[from.role].length > 0 || options.observer !== undefined;
     const compression = directionCompression(from.deflate, to.deflate, userCode);
-    if (!options.aggregateFragments && !userCode && compression.inflate === undefined && compression.deflate === undefined) {
-      // Nothing on this direction needs whole frames: large ones are relayed as they arrive
-      // (cut-through; see "Partial frames and cut-through" in docs/architecture.md), compressed
-      // frames passing through included (zlib would take whole frames). Nothing reads them either:
-      // they go the direct path, from the reader to the other side's outbox (see link.ts).
-      from.readable.enablePartialFrames();
-      to.forwarder = new Link(from, to, this);
+    if (!options.aggregateFragments && onFrame === undefined && this.stages[from.role].length === 0
+      && compression.inflate === undefined && compression.deflate === undefined) {
+      // No user code reads this direction: its frames go the direct path, from the reader to the
+      // other side's outbox (see link.ts). Unobserved, nothing needs whole frames either: large ones
+      // are relayed as they arrive (cut-through; see "Partial frames and cut-through" in
+      // docs/architecture.md), compressed frames passing through included.
+      const observer = options.observer?.({ role: from.role, id: this.id, proxy });
+      if (observer === undefined) from.readable.enablePartialFrames();
+      to.forwarder = new Link(from, to, this, observer);
       return;
     }
     const forwarder = new Forwarder({
@@ -606,6 +608,11 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
   /** @internal {@link LinkOwner} */
   onLinkEnd(from: Side, to: Side, err: Error | undefined): void {
     this.onDirectionEnd(from, to, err);
+  }
+
+  /** @internal {@link LinkOwner} */
+  onLinkObserverError(from: Side, err: Error): void {
+    this.options.logger.warn(`${from.role} frame observer failed, detached: ${err.message}`);
   }
 
   /** A piece after the first of a frame relayed in pieces: activity and bytes, not a new frame. */

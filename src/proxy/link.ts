@@ -1,6 +1,6 @@
 /**
  * The direct path of a direction that no user code reads: no `aggregateFragments`, no `onFrame`, no
- * stage, no inflating or deflating. Its frames go from the source's parser to the destination's
+ * stage, no inflating or deflating (an internal observer, the inspector's, may watch and hold frames). Its frames go from the source's parser to the destination's
  * {@link Outbox} in the same call, without the stream stages between them (a `pipeline()`, the
  * `Forwarder`'s `Writable`, their queues, callbacks and ticks). The streams themselves stay: the
  * source's `FrameReadable` hands its frames to the link (its sink) instead of its queue, and still
@@ -18,6 +18,7 @@ import type { Frame } from '../frame.js';
 import { MASK_IN_PLACE_MIN } from '../protocol/encode.js';
 import type { FrameSink } from '../streams/frame-readable.js';
 import { transferPayload } from '../streams/frame-writable.js';
+import type { FrameObserver, ObserveResult } from './options.js';
 import type { Side } from './side.js';
 
 /** What a {@link Link} reports to its proxy: the methods the `Forwarder` reaches through its context. */
@@ -28,6 +29,8 @@ export interface LinkOwner {
   onLinkClose(from: Side, to: Side, frame: Frame): boolean;
   /** The direction is over: its source ended (`err` undefined) or it failed. */
   onLinkEnd(from: Side, to: Side, err: Error | undefined): void;
+  /** The direction's observer threw or rejected: it was detached (called once). */
+  onLinkObserverError(from: Side, err: Error): void;
 }
 
 type Callback = (error?: Error | null) => void;
@@ -46,6 +49,8 @@ const FORWARDING = 1;
 const WAITING = 2;
 /** Over: its end was reported, or it was destroyed. */
 const DONE = 3;
+/** The observer holds the frame (a breakpoint): the reading waits for what it gives back. */
+const HOLDING = 4;
 
 /**
  * The direct path of one direction (see the module's comment). Made by the proxy's lifecycle in
@@ -64,17 +69,28 @@ export class Link implements FrameSink {
   private deferred: (() => void)[] = [];
   /** The outbox's callback: one per link, not one per frame. */
   private readonly onForwarded: Callback;
+  /** The direction's observer (the inspector's), until it fails. */
+  private observer: FrameObserver | undefined;
+  /**
+   * Whether the payloads are the proxy's alone, so that the writer may mask them in place: no
+   * observer may read or keep them.
+   */
+  private readonly ownsPayloads: boolean;
 
   /**
    * @param from - the side frames come from (its reader must not have been read yet)
    * @param to - the side they go to
    * @param owner - the proxy
+   * @param observer - sees each frame before it goes on, and may hold it (see `FrameObserver`)
    */
   constructor(
     private readonly from: Side,
     private readonly to: Side,
     private readonly owner: LinkOwner,
+    observer?: FrameObserver,
   ) {
+    this.observer = observer;
+    this.ownsPayloads = observer === undefined;
     this.onForwarded = (err) => this.forwarded(err ?? null);
     from.readable.setSink(this);
     finished(from.readable as unknown as NodeJS.ReadableStream, (err) => this.sourceDone(err ?? undefined));
@@ -85,24 +101,56 @@ export class Link implements FrameSink {
   /** @internal Sink: one frame from the source's parser. */
   write(frame: Frame): boolean {
     if (this.state === DONE) return true;
+    this.owner.onLinkFrame(this.from, frame);
+    this.busy = true;
+    const observer = this.observer;
+    if (observer !== undefined) {
+      let held: ObserveResult;
+      try {
+        held = observer.observe(frame);
+      } catch (err) {
+        this.detachObserver(err);
+      }
+      if (held !== undefined) {
+        // Held (a breakpoint): the direction waits, in order, as it would for an async onFrame.
+        this.state = HOLDING;
+        held.then(
+          (out) => this.afterHold(frame, out),
+          (err: unknown) => {
+            this.detachObserver(err);
+            this.afterHold(frame, frame);
+          },
+        );
+        return false;
+      }
+    }
+    return this.pass(frame, false);
+  }
+
+  /**
+   * Hands a frame to the outbox (a close frame only if the proxy forwards it).
+   *
+   * @param frame - the frame
+   * @param changed - whether the observer gave another frame than the reader's (checked then)
+   * @returns whether the reader may go on
+   */
+  private pass(frame: Frame, changed: boolean): boolean {
     const from = this.from;
     const to = this.to;
-    this.owner.onLinkFrame(from, frame);
-    this.busy = true;
     if (frame.type === 'close' && !this.owner.onLinkClose(from, to, frame)) {
       this.runDeferred();
       return true;
     }
     // No user code sees this direction's frames: their payloads are the proxy's, so the writer may
-    // mask them in place (never done where user code may hold a payload).
-    if (worthHandingOver(frame)) transferPayload(frame);
+    // mask them in place (never done where user code, or an observer, may hold a payload).
+    if (this.ownsPayloads && worthHandingOver(frame)) transferPayload(frame);
     if (!this.batching) {
       this.batching = true;
       to.writable.beginBatch();
     }
     this.state = FORWARDING;
     this.answer = undefined;
-    to.outbox.forward(frame, this.onForwarded, true);
+    to.outbox.forward(frame, this.onForwarded, !changed);
     // What was deferred while this frame was processed goes right after it.
     this.runDeferred();
     if (this.state !== FORWARDING) return false;
@@ -117,6 +165,34 @@ export class Link implements FrameSink {
       return false;
     }
     return true;
+  }
+
+  /** The observer gave back the frame it held (`out`, or null to drop it): the direction goes on. */
+  private afterHold(frame: Frame, out: Frame | null): void {
+    if (this.state !== HOLDING) {
+      // Over meanwhile (the source failed, or the proxy is done with the direction).
+      this.runDeferred();
+      return;
+    }
+    this.state = IDLE;
+    let more = true;
+    if (out === null) this.runDeferred();
+    else more = this.pass(out, out !== frame);
+    // Outside the reader's burst: what this frame's write corked goes now.
+    this.flush();
+    if (!more || this.state !== IDLE) return;
+    if (this.sourceEnded) this.report(undefined);
+    else this.from.readable.resumeSink();
+  }
+
+  /**
+   * The observer failed: it sees no more frames of this direction, which goes on without it (a
+   * debugging hook must not end the connections it shows, nor hold them).
+   */
+  private detachObserver(err: unknown): void {
+    if (this.observer === undefined) return;
+    this.observer = undefined;
+    this.owner.onLinkObserverError(this.from, err instanceof Error ? err : new Error(String(err)));
   }
 
   /** @internal Sink: the burst of frames at hand is over. */
@@ -183,8 +259,8 @@ export class Link implements FrameSink {
       return;
     }
     this.sourceEnded = true;
-    // Otherwise the frame waiting for the destination is taken first.
-    if (this.state !== WAITING) this.report(undefined);
+    // Otherwise the frame waiting for the destination (or held by the observer) goes first.
+    if (this.state !== WAITING && this.state !== HOLDING) this.report(undefined);
   }
 
   private report(err: Error | undefined): void {
@@ -194,6 +270,8 @@ export class Link implements FrameSink {
     // Forwarder's stream destroys itself once finished, with the same effect).
     this.abortUnfinished();
     this.flush();
+    // A frame the observer still holds goes nowhere now: what waited for it runs.
+    if (this.busy) this.runDeferred();
     this.owner.onLinkEnd(this.from, this.to, err);
   }
 

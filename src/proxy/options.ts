@@ -35,8 +35,9 @@ export type OnFrame<P> = (
 export type ObserveResult = PromiseLike<Frame | null> | undefined;
 
 /**
- * Sees each frame of one direction of one connection at its `Forwarder`, after the direction's
- * stages and before `onFrame`, one frame at a time: the inspector's hook (not public API; see
+ * Sees each frame of one direction of one connection at its end (its `Forwarder`, or its `Link` on
+ * the direct path), after the direction's stages and before `onFrame`, one frame at a time: the
+ * inspector's hook (not public API; see
  * {@link kObserver}). A direction with an observer counts as one with user code: its frames are
  * whole and plain (no cut-through, no compressed pass-through), and its payloads are never handed
  * over to the writer (`ownsPayloads`), so that no payload an observer reads or keeps is masked in

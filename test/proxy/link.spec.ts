@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { type Frame, binaryFrame, closeFrame, textFrame } from '../../src/frame.js';
 import { encodeFrame } from '../../src/protocol/encode.js';
+import { type FrameObserver, kObserver } from '../../src/proxy/options.js';
 import type { WebSocketProxy } from '../../src/proxy/websocket-proxy.js';
 import { randomFrames, view } from '../helpers/frames.js';
 import { SeededRandom } from '../helpers/random.js';
@@ -145,5 +146,74 @@ describe('WebSocketProxy direct path (no user code on a direction)', () => {
     const { summary } = await outcome.done;
     expect(summary!.upstream.aborted).to.equal(true);
     expect(summary!.error?.code).to.equal('WSP_ERR_CONNECTION_LOST');
+  });
+
+  describe('with an observer (the inspector\'s hook)', () => {
+    /** Proxy options with an observer on the client's direction. */
+    function observed(observe: FrameObserver['observe']): Record<symbol, unknown> {
+      return { [kObserver]: (context: { role: string }) => (context.role === 'client' ? { observe } : undefined) };
+    }
+
+    it('stays on the direct path and sees large frames whole (no cut-through pieces)', async () => {
+      const seen: { length: number; partial: boolean }[] = [];
+      const rig = await rawRig(observed((frame) => {
+        seen.push({ length: frame.payload.length, partial: frame.partial !== undefined });
+        return undefined;
+      }));
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      const payload = randomBytes(200 * 1024);
+      const bytes = wireOf([binaryFrame(payload)], true);
+      // In two writes, apart: unobserved, the first part would be relayed as a piece.
+      client.socket.write(bytes.subarray(0, 100 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      client.socket.write(bytes.subarray(100 * 1024));
+      const [frame] = await upstream.waitFrames(1);
+      expect(frame!.payload.equals(payload)).to.equal(true);
+      expect(seen).to.deep.equal([{ length: payload.length, partial: false }]);
+      expect(direct(outcome.proxy, 'client')).to.equal(true);
+    });
+
+    it('a held frame goes on when released, edited, before the frames and the close that came after it', async () => {
+      let release: (() => void) | undefined;
+      const rig = await rawRig(observed((frame) => {
+        if (frame.type !== 'text' || frame.payload.toString() !== 'held') return undefined;
+        return new Promise<Frame | null>((resolve) => {
+          release = () => resolve(textFrame('edited'));
+        });
+      }));
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      const outcome = await rig.proxy.nextOutcome();
+      client.send(textFrame('before'), textFrame('held'), textFrame('after'), closeFrame(1000));
+      await upstream.waitFrames(1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(upstream.frames.map((f) => f.payload.toString())).to.deep.equal(['before']);
+      release!();
+      await upstream.waitClose();
+      expect(upstream.frames.map((f) => (f.type === 'close' ? f.code : f.payload.toString()))).to.deep.equal(['before', 'edited', 'after', 1000]);
+      upstream.send(closeFrame(1000));
+      upstream.socket.end();
+      const { summary } = await outcome.done;
+      expect(summary!.client.closeReceived?.code).to.equal(1000);
+    });
+
+    it('a dropped frame goes nowhere; an observer that throws is detached and the frames go on', async () => {
+      let calls = 0;
+      const rig = await rawRig(observed((frame) => {
+        calls++;
+        if (frame.payload.toString() === 'drop') return Promise.resolve(null);
+        if (frame.payload.toString() === 'throw') throw new Error('observer bug');
+        return undefined;
+      }));
+      const client = await rig.rawClient();
+      const upstream = await rig.upstream();
+      client.send(textFrame('one'), textFrame('drop'), textFrame('throw'), textFrame('two'));
+      await upstream.waitFrames(3);
+      expect(upstream.frames.map((f) => f.payload.toString())).to.deep.equal(['one', 'throw', 'two']);
+      // Detached at the throw: it saw 'one', 'drop' and 'throw', not 'two'.
+      expect(calls).to.equal(3);
+    });
   });
 });
