@@ -29,8 +29,10 @@ function readAll(pair: TcpPair, role: 'server' | 'client'): Frame[] {
 
 describe('FrameWritable direct writes (writeNow, bursts)', () => {
   const pairs: TcpPair[] = [];
+  // A sandbox of its own: the default one's restore() would also undo what other specs faked.
+  const sandbox = sinon.createSandbox();
   afterEach(() => {
-    sinon.restore();
+    sandbox.restore();
     for (const pair of pairs.splice(0)) pair.close();
   });
 
@@ -60,8 +62,8 @@ describe('FrameWritable direct writes (writeNow, bursts)', () => {
     pairs.push(pair);
     const frames = readAll(pair, 'client');
     const writable = new FrameWritable(pair.client, { role: 'server' });
-    const cork = sinon.spy(pair.client, 'cork');
-    const uncork = sinon.spy(pair.client, 'uncork');
+    const cork = sandbox.spy(pair.client, 'cork');
+    const uncork = sandbox.spy(pair.client, 'uncork');
 
     writable.beginBatch();
     writable.writeNow(textFrame('alone'));
