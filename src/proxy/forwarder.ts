@@ -141,9 +141,11 @@ export class Outbox {
    * @param parsed - whether the frame comes as the proxy's reader parsed it (no user code between):
    *   the reader enforced what the writer would refuse, so it is not checked twice here (the writer
    *   still checks it)
+   * @param owned - whether its payload is the proxy's alone, which the writer may mask in place (see
+   *   `FrameWritable.writeNow`)
    * @returns false if the frame was dropped because a close frame was already sent to this side
    */
-  forward(frame: Frame, callback: Callback, parsed = false): boolean {
+  forward(frame: Frame, callback: Callback, parsed = false, owned = false): boolean {
     if (this.failure !== undefined) {
       callback(this.failure);
       return false;
@@ -164,7 +166,7 @@ export class Outbox {
         return false;
       }
     }
-    const ok = this.write(frame);
+    const ok = this.write(frame, owned);
     if (ok) callback();
     else this.wait(callback);
     return true;
@@ -340,7 +342,7 @@ export class Outbox {
     if (frame.fin) utf8.reset();
   }
 
-  private write(frame: Frame): boolean {
+  private write(frame: Frame, owned = false): boolean {
     if (isData(frame)) {
       const partial = frame.partial;
       if (partial === undefined || partial.offset === 0) this.midMessage = !frame.fin;
@@ -350,7 +352,7 @@ export class Outbox {
       this.held.length = 0;
     }
     // Past the writer's queue when nothing waits in it (the same bytes, without a callback and a tick).
-    let ok = this.writable.writeNow(frame);
+    let ok = this.writable.writeNow(frame, owned);
     if (frame.type === 'close') {
       // Reported once written: the proxy may end the writable in response.
       this.hooks.onCloseSent(this.role, frame);

@@ -17,7 +17,6 @@ import { finished } from 'readable-stream';
 import type { Frame } from '../frame.js';
 import { MASK_IN_PLACE_MIN } from '../protocol/encode.js';
 import type { FrameSink } from '../streams/frame-readable.js';
-import { transferPayload } from '../streams/frame-writable.js';
 import type { FrameObserver, ObserveResult } from './options.js';
 import type { Side } from './side.js';
 
@@ -143,14 +142,14 @@ export class Link implements FrameSink {
     }
     // No user code sees this direction's frames: their payloads are the proxy's, so the writer may
     // mask them in place (never done where user code, or an observer, may hold a payload).
-    if (this.ownsPayloads && worthHandingOver(frame)) transferPayload(frame);
+    const owned = this.ownsPayloads && worthHandingOver(frame);
     if (!this.batching) {
       this.batching = true;
       to.writable.beginBatch();
     }
     this.state = FORWARDING;
     this.answer = undefined;
-    to.outbox.forward(frame, this.onForwarded, !changed);
+    to.outbox.forward(frame, this.onForwarded, !changed, owned);
     // What was deferred while this frame was processed goes right after it.
     this.runDeferred();
     if (this.state !== FORWARDING) return false;

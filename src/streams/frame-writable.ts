@@ -266,17 +266,20 @@ export class FrameWritable extends Writable {
    * destroys the stream with its error, as a failed `write()` does.
    *
    * @param frame - the frame to send
+   * @param owned - the frame's payload is handed over, as with {@link transferPayload} (without
+   *   its bookkeeping: a caller that knows it per frame, the proxy's direct path, says so here)
    * @returns false when the caller should wait for 'drain'
    */
-  writeNow(frame: Frame): boolean {
+  writeNow(frame: Frame, owned = false): boolean {
     const socket = this.socket;
     if (this.writableLength !== 0 || this.socketFull || this.spillFrame !== undefined || this.writableCorked !== 0 || this.writableEnded || this.destroyed
       || socket.destroyed || !socket.writable) {
+      if (owned) transferPayload(frame);
       return this.write(frame);
     }
     let buffers: Buffer[] | undefined;
     try {
-      buffers = this.encode(frame);
+      buffers = this.encode(frame, owned);
     } catch (err) {
       this.destroy(err as Error);
       return false;
@@ -412,7 +415,7 @@ export class FrameWritable extends Writable {
    * Checks a frame against the sender's rules and encodes it: the buffers to write, or undefined
    * for a large masked payload that is masked in pieces instead (`spillFrame`, see `pump`).
    */
-  private encode(frame: Frame): Buffer[] | undefined {
+  private encode(frame: Frame, owned = false): Buffer[] | undefined {
     if (frame === null || typeof frame !== 'object') {
       throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', 'not a frame object');
     }
@@ -423,7 +426,7 @@ export class FrameWritable extends Writable {
       if (data) throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', `${type} frame`);
       if (type === 'close') throw new WebSocketProxyError('WSP_ERR_WRITE_AFTER_CLOSE', 'a close frame was sent already');
     }
-    if (frame.partial !== undefined) return this.encodePiece(frame, frame.partial);
+    if (frame.partial !== undefined) return this.encodePiece(frame, frame.partial, owned);
     // A frame's bytes are contiguous on the wire: nothing may go inside a frame written in pieces.
     if (this.pieceLength >= 0) {
       throw new WebSocketProxyError('WSP_ERR_INVALID_FRAME', `${type} frame inside a frame written in pieces`);
@@ -435,8 +438,10 @@ export class FrameWritable extends Writable {
       key = this.key;
     }
     const payload = frame.payload;
-    if (key !== undefined && data && Buffer.isBuffer(payload) && payload.length >= MASK_IN_PLACE_MIN
-      && !transferred.has(frame)) {
+    // Only large masked payloads can be masked in place: the set is not consulted for the others.
+    const large = key !== undefined && data && Buffer.isBuffer(payload) && payload.length >= MASK_IN_PLACE_MIN;
+    if (large) owned ||= transferred.has(frame);
+    if (large && !owned) {
       // A large payload someone else may hold: masked through reused scratch pieces as the socket
       // takes them, never modified, and never copied whole.
       this.spillFrame = frame;
@@ -444,10 +449,7 @@ export class FrameWritable extends Writable {
       this.messageOpen = !frame.fin;
       return undefined;
     }
-    // Only large masked payloads can be masked in place: the set is not consulted for the others.
-    const inPlace = key !== undefined && data && Buffer.isBuffer(payload) &&
-      payload.length >= MASK_IN_PLACE_MIN && transferred.has(frame);
-    const buffers = encodeFrame(frame, key, inPlace);
+    const buffers = encodeFrame(frame, key, large && owned);
     if (data) this.messageOpen = !frame.fin;
     else if (type === 'close') this.closeSent = true;
     return buffers;
@@ -538,7 +540,7 @@ export class FrameWritable extends Writable {
    * frame's length and, in the client role, a fresh key; each piece's bytes are masked with that key
    * from their offset on (key byte `i % 4` for payload byte `i`, across pieces).
    */
-  private encodePiece(frame: Frame, partial: PartialPayload): Buffer[] {
+  private encodePiece(frame: Frame, partial: PartialPayload, owned: boolean): Buffer[] {
     const type = frame.type;
     const opcode = opcodeOf(type);
     const payload = frame.payload;
@@ -568,7 +570,7 @@ export class FrameWritable extends Writable {
       const key = this.key;
       rotateKey(this.pieceKey, offset, key);
       // A piece handed over is a view of the reader's socket chunk: masked where it lies.
-      if (!transferred.has(frame)) body = Buffer.allocUnsafe(payload.length);
+      if (!owned && !transferred.has(frame)) body = Buffer.allocUnsafe(payload.length);
       mask(payload, key, body, 0);
     }
     if (header === undefined) return [body];

@@ -154,4 +154,22 @@ describe('FrameWritable direct writes (writeNow, bursts)', () => {
     await waitFor(() => frames.length === sent.length);
     expect(frames.map(view)).to.deep.equal(sent.map(view));
   });
+
+  it('masks a large payload in place only when it is handed over (owned), and leaves it as it was otherwise', async () => {
+    const pair = await tcpPair();
+    pairs.push(pair);
+    const frames = readAll(pair, 'server');
+    const writable = new FrameWritable(pair.client, { role: 'client', generateMask: fixedKey });
+    const original = Buffer.alloc(32 * 1024, 0x41);
+    const kept = Buffer.from(original);
+    const owned = Buffer.from(original);
+    writable.writeNow(binaryFrame(kept));
+    writable.writeNow(binaryFrame(owned), true);
+    await waitFor(() => frames.length === 2);
+    expect(frames.every((f) => f.payload.equals(original))).to.equal(true);
+    expect(kept.equals(original)).to.equal(true);
+    // Masked where it lay: byte i XOR key[i % 4].
+    expect(owned[0]).to.equal(0x41 ^ KEY[0]!);
+    expect(owned[5]).to.equal(0x41 ^ KEY[1]!);
+  });
 });
