@@ -12,7 +12,7 @@ import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encod
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
 import type { DeflateHop } from './deflate-hop.js';
-import { type FrameObserver, type ObserveResult, type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
+import { type FrameObserver, type ObserverHolder, observeFrame, type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
 type Callback = (error?: Error | null) => void;
 
@@ -504,7 +504,7 @@ function isPromise(value: unknown): value is Promise<OnFrameResult> {
  * async, one frame at a time so that order is kept, and hands the result to the other side's
  * {@link Outbox}, waiting whenever that side's socket is full.
  */
-export class Forwarder extends Writable {
+export class Forwarder extends Writable implements ObserverHolder {
   /** Whether a frame is between its arrival and its hand-over to the outbox. */
   busy = false;
   private deferred: (() => void)[] = [];
@@ -553,28 +553,14 @@ export class Forwarder extends Writable {
   override _write(frame: Frame, _encoding: string, callback: Callback): void {
     this.context.onInput(frame);
     this.busy = true;
-    const observer = this.observer;
-    if (observer !== undefined) {
-      let held: ObserveResult;
-      try {
-        held = observer.observe(frame);
-      } catch (err) {
-        this.detachObserver(err);
-      }
-      if (held !== undefined) {
-        // Held (a breakpoint): the direction waits, in order, as for an async onFrame.
-        held.then(
-          (out) => {
-            if (out === null) this.settle(callback);
-            else this.process(out, callback);
-          },
-          (err: unknown) => {
-            this.detachObserver(err);
-            this.process(frame, callback);
-          },
-        );
-        return;
-      }
+    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
+    if (held !== undefined) {
+      // Held (a breakpoint): the direction waits, in order, as for an async onFrame.
+      held.then((out) => {
+        if (out === null) this.settle(callback);
+        else this.process(out, callback);
+      });
+      return;
     }
     this.process(frame, callback);
   }
@@ -615,7 +601,8 @@ export class Forwarder extends Writable {
    * The observer failed: it sees no more frames of this direction, which goes on without it (a
    * debugging hook must not end the connections it shows, nor hold them).
    */
-  private detachObserver(err: unknown): void {
+  /** @internal {@link ObserverHolder}: the observer failed (see `observeFrame`). */
+  detachObserver(err: unknown): void {
     if (this.observer === undefined) return;
     this.observer = undefined;
     this.context.onObserverError?.(err instanceof Error ? err : new Error(String(err)));

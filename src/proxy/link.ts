@@ -17,7 +17,7 @@ import { finished } from 'readable-stream';
 import type { Frame } from '../frame.js';
 import { MASK_IN_PLACE_MIN } from '../protocol/encode.js';
 import type { FrameSink } from '../streams/frame-readable.js';
-import type { FrameObserver, ObserveResult } from './options.js';
+import { type FrameObserver, type ObserverHolder, observeFrame } from './options.js';
 import type { Side } from './side.js';
 
 /** What a {@link Link} reports to its proxy: the methods the `Forwarder` reaches through its context. */
@@ -55,7 +55,7 @@ const HOLDING = 4;
  * The direct path of one direction (see the module's comment). Made by the proxy's lifecycle in
  * place of a `pipeline()` to a `Forwarder`; it starts reading on the next tick.
  */
-export class Link implements FrameSink {
+export class Link implements FrameSink, ObserverHolder {
   /** Whether a frame is between its arrival and its hand-over to the outbox. */
   busy = false;
   private state = IDLE;
@@ -102,26 +102,12 @@ export class Link implements FrameSink {
     if (this.state === DONE) return true;
     this.owner.onLinkFrame(this.from, frame);
     this.busy = true;
-    const observer = this.observer;
-    if (observer !== undefined) {
-      let held: ObserveResult;
-      try {
-        held = observer.observe(frame);
-      } catch (err) {
-        this.detachObserver(err);
-      }
-      if (held !== undefined) {
-        // Held (a breakpoint): the direction waits, in order, as it would for an async onFrame.
-        this.state = HOLDING;
-        held.then(
-          (out) => this.afterHold(frame, out),
-          (err: unknown) => {
-            this.detachObserver(err);
-            this.afterHold(frame, frame);
-          },
-        );
-        return false;
-      }
+    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
+    if (held !== undefined) {
+      // Held (a breakpoint): the direction waits, in order, as it would for an async onFrame.
+      this.state = HOLDING;
+      held.then((out) => this.afterHold(frame, out));
+      return false;
     }
     return this.pass(frame, false);
   }
@@ -188,7 +174,8 @@ export class Link implements FrameSink {
    * The observer failed: it sees no more frames of this direction, which goes on without it (a
    * debugging hook must not end the connections it shows, nor hold them).
    */
-  private detachObserver(err: unknown): void {
+  /** @internal {@link ObserverHolder} */
+  detachObserver(err: unknown): void {
     if (this.observer === undefined) return;
     this.observer = undefined;
     this.owner.onLinkObserverError(this.from, err instanceof Error ? err : new Error(String(err)));

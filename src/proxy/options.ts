@@ -49,6 +49,37 @@ export interface FrameObserver {
   observe(frame: Frame): ObserveResult;
 }
 
+/** What holds an observer for a direction (its `Forwarder` or its `Link`). @internal */
+export interface ObserverHolder {
+  /** The observer failed: it is detached from the direction, which goes on without it. */
+  detachObserver(err: unknown): void;
+}
+
+/**
+ * Shows a frame to a direction's observer: undefined when the frame goes on at once (also when the
+ * observer threw: it is then detached), or a promise of what goes on (null: dropped). A rejection
+ * detaches it too, and the frame goes on as it was.
+ *
+ * @param holder - the direction's end, told when the observer fails
+ * @param observer - the observer
+ * @param frame - the frame
+ * @internal
+ */
+export function observeFrame(holder: ObserverHolder, observer: FrameObserver, frame: Frame): PromiseLike<Frame | null> | undefined {
+  let held: ObserveResult;
+  try {
+    held = observer.observe(frame);
+  } catch (err) {
+    holder.detachObserver(err);
+    return undefined;
+  }
+  if (held === undefined) return undefined;
+  return held.then(undefined, (err: unknown) => {
+    holder.detachObserver(err);
+    return frame;
+  });
+}
+
 /** Makes the observer of one direction of a new connection, or none. @internal */
 export type ObserverFactory = (context: StageContext) => FrameObserver | undefined;
 

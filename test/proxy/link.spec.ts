@@ -11,6 +11,7 @@ import { encodeFrame } from '../../src/protocol/encode.js';
 import { type FrameObserver, kObserver } from '../../src/proxy/options.js';
 import type { WebSocketProxy } from '../../src/proxy/websocket-proxy.js';
 import { randomFrames, view } from '../helpers/frames.js';
+import { until } from '../helpers/proxy-peers.js';
 import { SeededRandom } from '../helpers/random.js';
 import { rawRig, releaseAll } from './rig.js';
 
@@ -31,6 +32,11 @@ async function writeInPieces(socket: { write(b: Buffer): boolean }, bytes: Buffe
 function direct(proxy: WebSocketProxy, role: 'client' | 'upstream'): boolean {
   const side = role === 'client' ? proxy.client : proxy.upstream;
   return side!.readable.listenerCount('data') === 0;
+}
+
+/** Resolves once the proxy stopped reading the client because the upstream was full. */
+function clientStalled(proxy: WebSocketProxy): Promise<void> {
+  return until(() => proxy.client!.readable.stalls > 0);
 }
 
 describe('WebSocketProxy direct path (no user code on a direction)', () => {
@@ -91,13 +97,7 @@ describe('WebSocketProxy direct path (no user code on a direction)', () => {
     const frames = Array.from({ length: 40 }, (_, i) => binaryFrame(Buffer.alloc(256 * 1024, i)));
     client.socket.write(wireOf(frames, true));
     // The reader stalled: the direct path answered false, and the client's socket is not read.
-    await new Promise<void>((resolve) => {
-      const poll = (): void => {
-        if (outcome.proxy.client!.readable.stalls > 0) resolve();
-        else setTimeout(poll, 10);
-      };
-      poll();
-    });
+    await clientStalled(outcome.proxy);
     upstream.socket.resume();
     await upstream.waitFrames(frames.length);
     expect(upstream.frames.map((f) => [f.payload.length, f.payload[0]])).to.deep.equal(frames.map((f) => [f.payload.length, f.payload[0]]));
@@ -133,13 +133,7 @@ describe('WebSocketProxy direct path (no user code on a direction)', () => {
     const outcome = await rig.proxy.nextOutcome();
     upstream.socket.pause();
     client.socket.write(wireOf(Array.from({ length: 40 }, () => binaryFrame(Buffer.alloc(256 * 1024, 1))), true));
-    await new Promise<void>((resolve) => {
-      const poll = (): void => {
-        if (outcome.proxy.client!.readable.stalls > 0) resolve();
-        else setTimeout(poll, 10);
-      };
-      poll();
-    });
+    await clientStalled(outcome.proxy);
     upstream.destroy();
     const close = await client.waitClose();
     expect(close.code).to.equal(1001);
