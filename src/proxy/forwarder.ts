@@ -11,6 +11,7 @@ import { type Frame, closeFrame } from '../frame.js';
 import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encode.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
+import { CurrentFrame } from './current-frame.js';
 import type { DeflateHop } from './deflate-hop.js';
 import { type FrameObserver, type ObserverHolder, observeFrame, type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
 
@@ -505,9 +506,8 @@ function isPromise(value: unknown): value is Promise<OnFrameResult> {
  * {@link Outbox}, waiting whenever that side's socket is full.
  */
 export class Forwarder extends Writable implements ObserverHolder {
-  /** Whether a frame is between its arrival and its hand-over to the outbox. */
-  busy = false;
-  private deferred: (() => void)[] = [];
+  /** The frame being processed, and what waits for its hand-over (see `afterCurrent`). */
+  private readonly current = new CurrentFrame();
   /** Whether the open message is being compressed (see {@link ForwarderContext.deflate}). */
   private compressing = false;
   /** The direction's observer, until it fails. */
@@ -538,6 +538,11 @@ export class Forwarder extends Writable implements ObserverHolder {
     return ret || (this.writableLength === 0 && this.errored === null && !this.destroyed && !this.writableEnded);
   }
 
+  /** Whether a frame is between its arrival and its hand-over to the outbox. */
+  get busy(): boolean {
+    return this.current.active;
+  }
+
   /**
    * Runs `action` right after the frame being processed is handed over ("forward this frame, then
    * close"), or now when no frame is being processed.
@@ -545,14 +550,13 @@ export class Forwarder extends Writable implements ObserverHolder {
    * @param action - what to run
    */
   afterCurrent(action: () => void): void {
-    if (this.busy) this.deferred.push(action);
-    else action();
+    this.current.after(action);
   }
 
   /** @internal */
   override _write(frame: Frame, _encoding: string, callback: Callback): void {
     this.context.onInput(frame);
-    this.busy = true;
+    this.current.begin();
     const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
     if (held !== undefined) {
       // Held (a breakpoint): the direction waits, in order, as for an async onFrame.
@@ -593,7 +597,7 @@ export class Forwarder extends Writable implements ObserverHolder {
   override _destroy(err: Error | null, callback: (error: Error | null) => void): void {
     // The direction is over: a frame it was relaying in pieces can never be finished.
     if (this.context.to.unfinishedFrame) this.context.to.abortFrame();
-    this.runDeferred();
+    this.current.end();
     callback(err);
   }
 
@@ -676,19 +680,12 @@ export class Forwarder extends Writable implements ObserverHolder {
     }
     this.context.to.forward(frame, (err) => this.settle(callback, err ?? undefined));
     // What was deferred while this frame was processed goes right after it, before its callback.
-    this.runDeferred();
+    this.current.end();
   }
 
   private settle(callback: Callback, err?: Error): void {
-    this.runDeferred();
+    this.current.end();
     callback(err);
   }
 
-  private runDeferred(): void {
-    this.busy = false;
-    if (this.deferred.length === 0) return;
-    const actions = this.deferred;
-    this.deferred = [];
-    for (const action of actions) action();
-  }
 }

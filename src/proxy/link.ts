@@ -17,6 +17,7 @@ import { finished } from 'readable-stream';
 import type { Frame } from '../frame.js';
 import { MASK_IN_PLACE_MIN } from '../protocol/encode.js';
 import type { FrameSink } from '../streams/frame-readable.js';
+import { CurrentFrame } from './current-frame.js';
 import { type FrameObserver, type ObserverHolder, observeFrame } from './options.js';
 import type { Side } from './side.js';
 
@@ -56,8 +57,8 @@ const HOLDING = 4;
  * place of a `pipeline()` to a `Forwarder`; it starts reading on the next tick.
  */
 export class Link implements FrameSink, ObserverHolder {
-  /** Whether a frame is between its arrival and its hand-over to the outbox. */
-  busy = false;
+  /** The frame being processed, and what waits for its hand-over (see `afterCurrent`). */
+  private readonly current = new CurrentFrame();
   private state = IDLE;
   /** The outbox's answer while `FORWARDING`: null (taken) or the error. */
   private answer: Error | null | undefined;
@@ -65,7 +66,6 @@ export class Link implements FrameSink, ObserverHolder {
   private sourceEnded = false;
   /** Whether a burst of writes to the destination is open (see FrameWritable.beginBatch). */
   private batching = false;
-  private deferred: (() => void)[] = [];
   /** The outbox's callback: one per link, not one per frame. */
   private readonly onForwarded: Callback;
   /** The direction's observer (the inspector's), until it fails. */
@@ -101,7 +101,7 @@ export class Link implements FrameSink, ObserverHolder {
   write(frame: Frame): boolean {
     if (this.state === DONE) return true;
     this.owner.onLinkFrame(this.from, frame);
-    this.busy = true;
+    this.current.begin();
     const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
     if (held !== undefined) {
       // Held (a breakpoint): the direction waits, in order, as it would for an async onFrame.
@@ -123,7 +123,7 @@ export class Link implements FrameSink, ObserverHolder {
     const from = this.from;
     const to = this.to;
     if (frame.type === 'close' && !this.owner.onLinkClose(from, to, frame)) {
-      this.runDeferred();
+      this.current.end();
       return true;
     }
     // No user code sees this direction's frames: their payloads are the proxy's, so the writer may
@@ -137,7 +137,7 @@ export class Link implements FrameSink, ObserverHolder {
     this.answer = undefined;
     to.outbox.forward(frame, this.onForwarded, !changed, owned);
     // What was deferred while this frame was processed goes right after it.
-    this.runDeferred();
+    this.current.end();
     if (this.state !== FORWARDING) return false;
     const answer = this.answer;
     if (answer === undefined) {
@@ -156,12 +156,12 @@ export class Link implements FrameSink, ObserverHolder {
   private afterHold(frame: Frame, out: Frame | null): void {
     if (this.state !== HOLDING) {
       // Over meanwhile (the source failed, or the proxy is done with the direction).
-      this.runDeferred();
+      this.current.end();
       return;
     }
     this.state = IDLE;
     let more = true;
-    if (out === null) this.runDeferred();
+    if (out === null) this.current.end();
     else more = this.pass(out, out !== frame);
     // Outside the reader's burst: what this frame's write corked goes now.
     this.flush();
@@ -188,6 +188,11 @@ export class Link implements FrameSink, ObserverHolder {
     this.to.writable.endBatch();
   }
 
+  /** Whether a frame is between its arrival and its hand-over to the outbox. */
+  get busy(): boolean {
+    return this.current.active;
+  }
+
   /**
    * Runs `action` right after the frame being processed is handed over ("forward this frame, then
    * close"), or now when no frame is being processed.
@@ -195,8 +200,7 @@ export class Link implements FrameSink, ObserverHolder {
    * @param action - what to run
    */
   afterCurrent(action: () => void): void {
-    if (this.busy) this.deferred.push(action);
-    else action();
+    this.current.after(action);
   }
 
   /**
@@ -207,7 +211,7 @@ export class Link implements FrameSink, ObserverHolder {
     if (this.state !== DONE) this.state = DONE;
     this.abortUnfinished();
     this.flush();
-    this.runDeferred();
+    this.current.end();
   }
 
   /** The outbox's answer to a frame: now (in `forward()`), or later when the destination drained. */
@@ -257,7 +261,7 @@ export class Link implements FrameSink, ObserverHolder {
     this.abortUnfinished();
     this.flush();
     // A frame the observer still holds goes nowhere now: what waited for it runs.
-    if (this.busy) this.runDeferred();
+    if (this.current.active) this.current.end();
     this.owner.onLinkEnd(this.from, this.to, err);
   }
 
@@ -265,11 +269,4 @@ export class Link implements FrameSink, ObserverHolder {
     if (this.to.outbox.unfinishedFrame) this.to.outbox.abortFrame();
   }
 
-  private runDeferred(): void {
-    this.busy = false;
-    if (this.deferred.length === 0) return;
-    const actions = this.deferred;
-    this.deferred = [];
-    for (const action of actions) action();
-  }
 }
