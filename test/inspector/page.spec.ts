@@ -258,8 +258,10 @@ describe('inspector page (headless Chromium)', function () {
     for (let i = 1; i <= 10; i++) ws.send(`m${i}`);
     await inbox.got('m10');
     await page.locator('#skipped', { hasText: /^\d+ skipped live$/ }).waitFor();
-    const shown = await shownRows(page);
-    expect(shown.length).to.be.below(20);
+    // Some of the 20 rows were held back from the live channel. (How many the table shows is not
+    // asserted: the history the page loads when it selects a connection may already hold them all.)
+    const skipped = Number.parseInt((await page.locator('#skipped').textContent())!, 10);
+    expect(skipped).to.be.within(1, 20);
     await page.click('#pause');
     const all = Array.from({ length: 10 }, (_, i) => `m${i + 1}`);
     await expectRows(page, [...all.map((m) => `c:${m}`), ...all.map((m) => `u:${m}`)]);
