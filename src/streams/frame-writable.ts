@@ -293,27 +293,17 @@ export class FrameWritable extends Writable {
       this.owesDrain = true;
       return false;
     }
-    const batch = this.batch;
-    if (batch === 1) {
+    if (this.batch === 1) {
       // The first frame of a burst goes at once: alone (one frame in flight), it needs no cork.
       this.batch = 2;
-    } else if (batch === 2) {
+    } else if (this.batch === 2) {
       // A second one: the rest of the burst is gathered into one socket write, at endBatch().
       this.batch = 3;
       socket.cork();
-    } else if (batch === 0 && !this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(uncork, this);
+    } else if (this.batch === 0) {
+      this.corkUntilNextTick();
     }
-    let ok: boolean;
-    if (this.batch === 3 || this.corked) {
-      // Gathered by the cork: each buffer joins the one write to come.
-      ok = socket.write(buffers[0]!);
-      if (buffers.length === 2) ok = socket.write(buffers[1]!);
-    } else {
-      ok = buffers.length === 1 ? socket.write(buffers[0]!) : writeBoth(socket, buffers);
-    }
+    const ok = this.writeBuffers(buffers);
     if (!ok) {
       this.socketFull = true;
       this.owesDrain = true;
@@ -584,15 +574,33 @@ export class FrameWritable extends Writable {
       callback(new WebSocketProxyError('WSP_ERR_SOCKET_CLOSED'));
       return;
     }
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(uncork, this);
-    }
-    let ok = socket.write(buffers[0]!);
-    if (buffers.length === 2) ok = socket.write(buffers[1]!);
-    if (!ok) this.socketFull = true;
+    this.corkUntilNextTick();
+    if (!this.writeBuffers(buffers)) this.socketFull = true;
     callback();
+  }
+
+  /** Corks the socket until the next tick (once per tick), so that a burst leaves in one write. */
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(uncork, this);
+  }
+
+  /**
+   * Hands a frame's buffers to the socket as one write: a header and its payload go together (a
+   * writev), or join the write a cork already gathers.
+   *
+   * @returns the socket's answer (false: over its high-water mark)
+   */
+  private writeBuffers(buffers: Buffer[]): boolean {
+    const socket = this.socket;
+    if (buffers.length === 1) return socket.write(buffers[0]!);
+    socket.cork();
+    socket.write(buffers[0]!);
+    const ok = socket.write(buffers[1]!);
+    socket.uncork();
+    return ok;
   }
 
   /** @internal */
@@ -604,15 +612,6 @@ export class FrameWritable extends Writable {
 
 function uncork(stream: FrameWritable): void {
   stream.uncorkSocket();
-}
-
-/** A header and its payload written as one socket write (a writev), the socket not corked already. */
-function writeBoth(socket: Duplex, buffers: Buffer[]): boolean {
-  socket.cork();
-  socket.write(buffers[0]!);
-  const ok = socket.write(buffers[1]!);
-  socket.uncork();
-  return ok;
 }
 
 function emitOwedDrain(stream: FrameWritable): void {
