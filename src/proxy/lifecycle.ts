@@ -536,11 +536,11 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
     const options = this.options;
     const onFrame = options.onFrame;
     const proxy = this.proxy;
+    const readers = onFrame !== undefined || this.stages[from.role].length > 0;
     // The observer (the inspector's) counts as user code: whole, plain frames, payloads not handed over.
-    const userCode = onFrame !== undefined || this.stages[from.role].length > 0 || options.observer !== undefined;
+    const userCode = readers || options.observer !== undefined;
     const compression = directionCompression(from.deflate, to.deflate, userCode);
-    if (!options.aggregateFragments && onFrame === undefined && this.stages[from.role].length === 0
-      && compression.inflate === undefined && compression.deflate === undefined) {
+    if (!options.aggregateFragments && !readers && compression.inflate === undefined && compression.deflate === undefined) {
       // No user code reads this direction: its frames go the direct path, from the reader to the
       // other side's outbox (see link.ts). Unobserved, nothing needs whole frames either: large ones
       // are relayed as they arrive (cut-through; see "Partial frames and cut-through" in
@@ -569,7 +569,7 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
       },
       onClose: (frame) => this.onCloseAtForwarder(from, to, frame),
       observer: options.observer?.({ role: from.role, id: this.id, proxy }),
-      onObserverError: (err) => this.options.logger.warn(`${from.role} frame observer failed, detached: ${err.message}`),
+      onObserverError: (err) => this.onLinkObserverError(from, err),
     });
     to.forwarder = forwarder;
     const stages: NodeJS.ReadWriteStream[] = [from.readable as unknown as NodeJS.ReadWriteStream];
@@ -610,7 +610,7 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
     this.onDirectionEnd(from, to, err);
   }
 
-  /** @internal {@link LinkOwner} */
+  /** @internal {@link LinkOwner}; the Forwarder's observer failures are logged here too. */
   onLinkObserverError(from: Side, err: Error): void {
     this.options.logger.warn(`${from.role} frame observer failed, detached: ${err.message}`);
   }

@@ -165,16 +165,20 @@ export class Link implements FrameSink, ObserverHolder {
     else more = this.pass(out, out !== frame);
     // Outside the reader's burst: what this frame's write corked goes now.
     this.flush();
-    if (!more || this.state !== IDLE) return;
+    if (more && this.state === IDLE) this.goOn();
+  }
+
+  /** The frame that stopped the reading is taken: the direction ends if its source did, else reads on. */
+  private goOn(): void {
     if (this.sourceEnded) this.report(undefined);
     else this.from.readable.resumeSink();
   }
 
   /**
-   * The observer failed: it sees no more frames of this direction, which goes on without it (a
-   * debugging hook must not end the connections it shows, nor hold them).
+   * @internal {@link ObserverHolder}: the observer failed; it sees no more frames of this
+   * direction, which goes on without it (a debugging hook must not end the connections it shows,
+   * nor hold them).
    */
-  /** @internal {@link ObserverHolder} */
   detachObserver(err: unknown): void {
     if (this.observer === undefined) return;
     this.observer = undefined;
@@ -186,11 +190,6 @@ export class Link implements FrameSink, ObserverHolder {
     if (!this.batching) return;
     this.batching = false;
     this.to.writable.endBatch();
-  }
-
-  /** Whether a frame is between its arrival and its hand-over to the outbox. */
-  get busy(): boolean {
-    return this.current.active;
   }
 
   /**
@@ -208,7 +207,7 @@ export class Link implements FrameSink, ObserverHolder {
    * never be finished, and nothing more is reported.
    */
   destroy(): void {
-    if (this.state !== DONE) this.state = DONE;
+    this.state = DONE;
     this.abortUnfinished();
     this.flush();
     this.current.end();
@@ -223,8 +222,7 @@ export class Link implements FrameSink, ObserverHolder {
     if (this.state !== WAITING) return;
     this.state = IDLE;
     if (err !== null) this.fail(err);
-    else if (this.sourceEnded) this.report(undefined);
-    else this.from.readable.resumeSink();
+    else this.goOn();
   }
 
   /**
@@ -261,7 +259,7 @@ export class Link implements FrameSink, ObserverHolder {
     this.abortUnfinished();
     this.flush();
     // A frame the observer still holds goes nowhere now: what waited for it runs.
-    if (this.current.active) this.current.end();
+    this.current.end();
     this.owner.onLinkEnd(this.from, this.to, err);
   }
 

@@ -394,14 +394,12 @@ export class FrameReadable extends Readable {
       try {
         frame = this.parser.next();
       } catch (err) {
-        this.draining = false;
-        sink?.flush();
+        this.endBurst();
         this.fail(err as WebSocketProxyError);
         return;
       }
       if (frame === null) {
-        this.draining = false;
-        sink?.flush();
+        this.endBurst();
         if (this.socketEnded) this.endOfInput();
         // Once per chunk: resume() only when the socket is not flowing already.
         else if (this.socket.readableFlowing !== true) this.socket.resume();
@@ -414,11 +412,11 @@ export class FrameReadable extends Readable {
       } else {
         const before = this.readableLength;
         more = this.push(frame);
+        // A frame handed straight to a 'data' listener never enters the queue.
         if (this.readableLength > before) this.queuedBytes += frame.payload.length;
       }
       if (frame.type === 'close') {
-        this.draining = false;
-        sink?.flush();
+        this.endBurst();
         this.afterClose(frame);
         return;
       }
@@ -427,9 +425,14 @@ export class FrameReadable extends Readable {
         this.stallCount++;
       }
     }
-    this.draining = false;
-    sink?.flush();
+    this.endBurst();
     if (!this.done) this.socket.pause();
+  }
+
+  /** `drain()` stops: the sink, if any, is told the frames at hand were all given. */
+  private endBurst(): void {
+    this.draining = false;
+    this.sink?.flush();
   }
 
   private endOfInput(): void {
