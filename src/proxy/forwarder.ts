@@ -62,6 +62,18 @@ const kOutbox = Symbol('outbox');
 export const MAX_HELD_CONTROLS = 32;
 
 /**
+ * {@link Outbox.forward} flag: the frame comes as the proxy's reader parsed it (no user code
+ * between): the reader enforced what the writer would refuse, so it is not checked twice (the writer
+ * still checks it).
+ */
+export const FORWARD_PARSED = 1;
+/**
+ * {@link Outbox.forward} flag: the frame's payload is the proxy's alone, which the writer may mask in
+ * place (see `FrameWritable.writeNow`).
+ */
+export const FORWARD_OWNED = 2;
+
+/**
  * The single entrance to one side's `FrameWritable`. It keeps forwarded and injected frames in FIFO
  * order, holds injected data frames back while a forwarded fragmented message is open, sends at most
  * one close frame, drops what may not follow a close frame, and checks frames a user changed or made
@@ -139,14 +151,10 @@ export class Outbox {
    *
    * @param frame - the frame to write
    * @param callback - called when the writable can take the next frame, or with why not
-   * @param parsed - whether the frame comes as the proxy's reader parsed it (no user code between):
-   *   the reader enforced what the writer would refuse, so it is not checked twice here (the writer
-   *   still checks it)
-   * @param owned - whether its payload is the proxy's alone, which the writer may mask in place (see
-   *   `FrameWritable.writeNow`)
+   * @param flags - what the caller knows of the frame: {@link FORWARD_PARSED}, {@link FORWARD_OWNED}
    * @returns false if the frame was dropped because a close frame was already sent to this side
    */
-  forward(frame: Frame, callback: Callback, parsed = false, owned = false): boolean {
+  forward(frame: Frame, callback: Callback, flags = 0): boolean {
     if (this.failure !== undefined) {
       callback(this.failure);
       return false;
@@ -159,7 +167,7 @@ export class Outbox {
       callback();
       return false;
     }
-    if (!continuing && !parsed) {
+    if (!continuing && (flags & FORWARD_PARSED) === 0) {
       try {
         this.check(frame);
       } catch (err) {
@@ -167,7 +175,7 @@ export class Outbox {
         return false;
       }
     }
-    const ok = this.write(frame, owned);
+    const ok = this.write(frame, (flags & FORWARD_OWNED) !== 0);
     if (ok) callback();
     else this.wait(callback);
     return true;

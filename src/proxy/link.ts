@@ -18,6 +18,7 @@ import type { Frame } from '../frame.js';
 import { MASK_IN_PLACE_MIN } from '../protocol/encode.js';
 import type { FrameSink } from '../streams/frame-readable.js';
 import { CurrentFrame } from './current-frame.js';
+import { FORWARD_OWNED, FORWARD_PARSED } from './forwarder.js';
 import { type FrameObserver, type ObserverHolder, observeFrame } from './options.js';
 import type { Side } from './side.js';
 
@@ -135,7 +136,7 @@ export class Link implements FrameSink, ObserverHolder {
     }
     this.state = FORWARDING;
     this.answer = undefined;
-    to.outbox.forward(frame, this.onForwarded, !changed, owned);
+    to.outbox.forward(frame, this.onForwarded, (changed ? 0 : FORWARD_PARSED) | (owned ? FORWARD_OWNED : 0));
     // What was deferred while this frame was processed goes right after it.
     this.current.end();
     if (this.state !== FORWARDING) return false;
