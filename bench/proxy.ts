@@ -32,14 +32,13 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import WebSocket, { WebSocketServer } from 'ws';
 import { hasNativeMask } from '../src/protocol/mask.js';
 import type { ProxyOptions } from '../src/proxy/options.js';
 import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
-import { intReader } from './args.js';
+import { benchArgs } from './args.js';
 import { closeClient, openClient, pool } from './clients.js';
 import { HOST, fmt, idleFit, listen, loadAverage, machine, median, medianRatio, percentile, sleep, waitFor } from './common.js';
 import { runSoak } from './proxy-soak.js';
@@ -281,8 +280,7 @@ const HELP = `Usage: node dist/bench/proxy.js [options]
                     frames through, (d) inflates and deflates per hop`;
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
+  const { values, int, letters } = benchArgs(HELP, {
       rounds: { type: 'string', default: '3' },
       duration: { type: 'string', default: '3000' },
       warmup: { type: 'string', default: '500' },
@@ -296,25 +294,15 @@ function parseOptions(): Options {
       'soak-duration': { type: 'string', default: '60000' },
       'soak-rows': { type: 'string', default: 'bc' },
       help: { type: 'boolean', default: false },
-    },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = intReader(HELP);
-  const soakRows = values['soak-rows'] ?? '';
-  if (![...soakRows].every((r) => 'bc'.includes(r))) {
-    console.error(`--soak-rows takes letters of bc\n${HELP}`);
-    process.exit(1);
-  }
+  const soakRows = letters('soak-rows', values['soak-rows'], 'bc', true);
   return {
     rounds: int('rounds', values.rounds, 0),
     durationMs: int('duration', values.duration, 100),
     warmupMs: int('warmup', values.warmup, 0),
     connections: int('connections', values.connections, 1),
     idle: int('idle', values.idle, 0),
-    rows: values.rows ?? 'abcd',
+    rows: letters('rows', values.rows, 'abcd'),
     scenarios: (values.scenarios ?? '').split(',').filter((s) => s !== ''),
     soak: values.soak ?? false,
     soakConnections: int('soak-connections', values['soak-connections'], 1),

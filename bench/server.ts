@@ -22,8 +22,7 @@
  */
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { intReader } from './args.js';
+import { benchArgs, words } from './args.js';
 import { HOST, fmt, idleFit, loadAverage, machine, median, medianRatio, sleep, waitFor } from './common.js';
 import type { HandshakeResult, IdleResult } from './server-load.js';
 import { forkRole } from './server-ipc.js';
@@ -57,8 +56,7 @@ const ROW_LABELS: Record<string, string> = {
 };
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
+  const { values, int, letters } = benchArgs(HELP, {
       rounds: { type: 'string', default: '5' },
       duration: { type: 'string', default: '3000' },
       warmup: { type: 'string', default: '500' },
@@ -68,19 +66,9 @@ function parseOptions(): Options {
       'idle-rows': { type: 'string', default: 'bcd' },
       'proxy-flags': { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
-    },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = intReader(HELP);
-  const rows = values.rows ?? '';
-  const idleRows = values['idle-rows'] ?? '';
-  if (![...rows].every((r) => 'abcd'.includes(r)) || ![...idleRows].every((r) => 'bcd'.includes(r))) {
-    console.error(`--rows takes letters of abcd, --idle-rows of bcd\n${HELP}`);
-    process.exit(1);
-  }
+  const rows = letters('rows', values.rows, 'abcd', true);
+  const idleRows = letters('idle-rows', values['idle-rows'], 'bcd', true);
   return {
     rounds: int('rounds', values.rounds, 0),
     durationMs: int('duration', values.duration, 100),
@@ -89,7 +77,7 @@ function parseOptions(): Options {
     rows,
     idle: int('idle', values.idle, 0),
     idleRows,
-    proxyFlags: (values['proxy-flags'] ?? '').split(' ').filter((f) => f !== ''),
+    proxyFlags: words(values['proxy-flags']),
   };
 }
 

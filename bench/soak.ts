@@ -11,8 +11,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
-import { intReader } from './args.js';
+import { benchArgs, words } from './args.js';
 import { fmt, loadAverage, machine } from './common.js';
 import { soakSvg } from './soak-chart.js';
 import type { ProxySample } from './soak-proxy.js';
@@ -38,8 +37,7 @@ const HELP = `Usage: node dist/bench/soak.js [options]
 const MiB = 2 ** 20;
 
 function parseOptions() {
-  const { values } = parseArgs({
-    options: {
+  const { values, int } = benchArgs(HELP, {
       connections: { type: 'string', default: '10000' },
       duration: { type: 'string', default: '600000' },
       sample: { type: 'string', default: '10000' },
@@ -56,13 +54,7 @@ function parseOptions() {
       snapshots: { type: 'string' },
       'proxy-flags': { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
-    },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = intReader(HELP);
   const churnMin = int('churn-min', values['churn-min'], 0);
   const churnMax = int('churn-max', values['churn-max'], churnMin);
   const minPeriod = int('min-period', values['min-period'], 50);
@@ -81,7 +73,7 @@ function parseOptions() {
     csv: values.csv ?? '',
     json: values.json ?? '',
     snapshots: values.snapshots,
-    proxyFlags: (values['proxy-flags'] ?? '').split(' ').filter((f) => f !== ''),
+    proxyFlags: words(values['proxy-flags']),
   };
 }
 

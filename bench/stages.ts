@@ -24,7 +24,6 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { Readable, Transform, Writable, pipeline } from 'readable-stream';
 import { type Frame, textFrame } from '../src/frame.js';
@@ -41,7 +40,7 @@ import { redact } from '../src/transforms/redact.js';
 import { sizeLimit } from '../src/transforms/size-limit.js';
 import { tap } from '../src/transforms/tap.js';
 import { validateJson } from '../src/transforms/validate-json.js';
-import { intReader } from './args.js';
+import { benchArgs } from './args.js';
 import { HOST, fmt, listen, loadAverage, machine, median, medianRatio, sleep } from './common.js';
 
 const HELP = `Usage: node dist/bench/stages.js [options]
@@ -64,8 +63,7 @@ interface Options {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
+  const { values, int } = benchArgs(HELP, {
       rounds: { type: 'string', default: '5' },
       small: { type: 'string', default: '50000' },
       large: { type: 'string', default: '2000' },
@@ -74,13 +72,7 @@ function parseOptions(): Options {
       connections: { type: 'string', default: '50' },
       only: { type: 'string' },
       help: { type: 'boolean', default: false },
-    },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = intReader(HELP);
   return {
     rounds: int('rounds', values.rounds, 1),
     small: int('small', values.small, 1),
