@@ -31,6 +31,8 @@ export interface RowSource {
   readonly id: string;
   /** The id as JSON. */
   readonly idJson: string;
+  /** A kept row, read at the flush (undefined once shed: the row is then counted as skipped). */
+  entry(seq: number): Entry | undefined;
 }
 
 /** Events a channel can queue with {@link EventChannel.publish}: rows go by {@link EventChannel.publishRow}. */
@@ -43,13 +45,15 @@ interface Page {
 }
 
 /**
- * The rows of one connection waiting for the next flush: its newest (at most twice the cap between
- * two trims, the cap once trimmed) and how many came in all.
+ * The rows of one connection waiting for the next flush, by sequence number: its newest (at most
+ * twice the cap between two trims, the cap once trimmed) and how many came in all.
  */
 interface RowQueue {
   readonly source: RowSource;
-  entries: Entry[];
+  seqs: number[];
   count: number;
+  /** How many of them a flush found still kept and sent. */
+  sent: number;
 }
 
 /** The open pages of an inspector and what is waiting to be written to them. @internal */
@@ -113,20 +117,21 @@ export class EventChannel {
    * it is among the newest of its connection's then.
    *
    * @param source - its connection
-   * @param entry - the entry (kept until the flush even if its ring sheds it)
+   * @param seq - the row's sequence number (read from the source at the flush; a row its ring shed
+   *   meanwhile is counted as skipped)
    */
-  publishRow(source: RowSource, entry: Entry): void {
+  publishRow(source: RowSource, seq: number): void {
     if (!this.wants(source.id)) return;
     let queue = this.rows.get(source);
     if (queue === undefined) {
-      queue = { source, entries: [], count: 0 };
+      queue = { source, seqs: [], count: 0, sent: 0 };
       this.rows.set(source, queue);
     }
     queue.count++;
-    const entries = queue.entries;
-    entries.push(entry);
+    const seqs = queue.seqs;
+    seqs.push(seq);
     // Only the newest go: the older are let go in batches, which keeps splice off the per-row path.
-    if (entries.length >= 2 * this.rowsPerFlush) entries.splice(0, entries.length - this.rowsPerFlush);
+    if (seqs.length >= 2 * this.rowsPerFlush) seqs.splice(0, seqs.length - this.rowsPerFlush);
     this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
   }
 
@@ -174,7 +179,7 @@ export class EventChannel {
     this.pendingBytes = 0;
     this.rows = new Map();
     const cap = this.rowsPerFlush;
-    for (const queue of queues) if (queue.entries.length > cap) queue.entries.splice(0, queue.entries.length - cap);
+    for (const queue of queues) if (queue.seqs.length > cap) queue.seqs.splice(0, queue.seqs.length - cap);
     // What a page gets depends only on its subscription: one chunk per subscription, made once.
     const chunks = new Map<string | null, Buffer>();
     const json = new Map<RowQueue, string>();
@@ -236,12 +241,18 @@ function rowEvents(connection: string | null, queues: RowQueue[], json: Map<RowQ
   for (const queue of queues) {
     const source = queue.source;
     if (connection !== null && source.id !== connection) continue;
-    if (queue.count > queue.entries.length) skipped += format('skipped', { connection: source.id, count: queue.count - queue.entries.length } satisfies InspectorEvents['skipped']);
     let rows = json.get(queue);
     if (rows === undefined) {
-      rows = queue.entries.map((entry) => rowJson(source.idJson, entry)).join(',');
+      rows = '';
+      for (const seq of queue.seqs) {
+        const entry = source.entry(seq);
+        if (entry === undefined) continue;
+        rows = rows === '' ? rowJson(source.idJson, entry) : `${rows},${rowJson(source.idJson, entry)}`;
+        queue.sent++;
+      }
       json.set(queue, rows);
     }
+    if (queue.count > queue.sent) skipped += format('skipped', { connection: source.id, count: queue.count - queue.sent } satisfies InspectorEvents['skipped']);
     if (rows !== '') body = body === '' ? rows : `${body},${rows}`;
   }
   return body === '' ? skipped : `${skipped}event: messages\ndata: [${body}]\n\n`;
