@@ -18,12 +18,14 @@ import { type Entry, rowJson } from './row.js';
 import type { InspectorEvents } from './types.js';
 
 /**
- * Milliseconds events wait to go out together: the page draws new rows at most twice a second
- * anyway, one write of many events costs the proxy far less than many writes, and each batch
- * received costs the browser (on the same machine as the proxy, often) a wake-up of its network,
- * browser and page processes, whatever its size.
+ * Milliseconds events wait to go out together: rows then show within about a second, one write of
+ * many events costs the proxy far less than many writes, and each batch received costs the browser
+ * (on the same machine as the proxy, often) a wake-up of its network, browser and page processes
+ * and, as the page draws once per batch, a style, layout and paint pass, whatever its size. The
+ * same as the stats' period (`STATS_PERIOD`), so that a busy proxy's rows and counts arrive in the
+ * same batch, drawn together.
  */
-export const FLUSH_INTERVAL = 250;
+export const FLUSH_INTERVAL = 1000;
 /** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
 /** What a queued row needs of its connection. @internal */

@@ -16,8 +16,11 @@ import { RowRing } from './ring.js';
 import { EDITED, type Entry, INJECTED } from './row.js';
 import type { ConnectionInfo, SideStats, TrackInfo } from './types.js';
 
-/** Milliseconds between two `stats` events of a connection, at most one per period. */
-export const STATS_PERIOD = 500;
+/**
+ * Milliseconds between two `stats` events of a connection, at most one per period: the page draws
+ * what arrives once per batch, and batches go once a second (`FLUSH_INTERVAL`).
+ */
+export const STATS_PERIOD = 1000;
 
 
 /** One connection's record. @internal */

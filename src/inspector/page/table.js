@@ -17,13 +17,6 @@ import { lowerBound } from './store.js';
 export const ROW_HEIGHT = 24;
 /** Rows rendered above and below the visible ones, so a fast scroll shows no blank. */
 const OVERSCAN = 10;
-/**
- * Milliseconds at least between two renders for rows that arrived (a scroll, a resize or a filter
- * renders at the next frame): nobody reads a tail that moves more than twice a second, and each
- * render (layout, scroll, paint of the table) costs the browser, on the proxy's machine, far more
- * than taking the rows in.
- */
-export const LIVE_RENDER_GAP = 500;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
@@ -134,10 +127,11 @@ export class MessageTable {
     /** The scrollTop the table set last: a scroll event elsewhere comes from the user. */
     this.ownScrollTop = -1;
     this.scheduled = false;
-    /** When the last render ran (performance.now()). */
-    this.lastRender = -Infinity;
-    /** @type {ReturnType<typeof setTimeout> | undefined} a render for rows, waiting for its gap */
-    this.liveTimer = undefined;
+    /**
+     * Whether rows arrived (or were trimmed) since the last render: they are drawn by
+     * {@link MessageTable.drawLive}, once per batch, not row by row.
+     */
+    this.stale = false;
 
     this.viewport.addEventListener('scroll', () => this.onScroll(), { passive: true });
     this.viewport.addEventListener('click', (e) => {
@@ -207,7 +201,7 @@ export class MessageTable {
       if (this.paused) this.pending++;
       else this.view.push(row);
     }
-    this.schedule(true);
+    this.stale = true;
   }
 
   /**
@@ -225,7 +219,7 @@ export class MessageTable {
       }
     }
     if (!this.following || this.paused) this.scrollTo(Math.max(0, this.viewport.scrollTop - n * ROW_HEIGHT));
-    this.schedule();
+    this.stale = true;
   }
 
   /** @param {Filter} filter */
@@ -308,32 +302,28 @@ export class MessageTable {
     this.schedule();
   }
 
-  /**
-   * Renders at the next frame, once however many rows arrived meanwhile; for rows that arrived
-   * (`live`), not sooner than {@link LIVE_RENDER_GAP} ms after the last render.
-   * @param {boolean} [live]
-   */
-  schedule(live = false) {
+  /** Renders at the next frame (a scroll, a resize, a filter: what the user did shows at once). */
+  schedule() {
     if (this.scheduled) return;
-    if (live) {
-      const wait = this.lastRender + LIVE_RENDER_GAP - performance.now();
-      if (wait > 0) {
-        this.liveTimer ??= setTimeout(() => {
-          this.liveTimer = undefined;
-          this.schedule();
-        }, wait);
-        return;
-      }
-    }
     this.scheduled = true;
     requestAnimationFrame(() => {
       this.scheduled = false;
-      this.lastRender = performance.now();
       this.render();
     });
   }
 
+  /**
+   * Draws the rows that arrived since the last render, if any (the page calls it once per batch
+   * received, at most once a second: nobody reads a tail that moves faster, and each render (layout,
+   * scroll, paint of the table) costs the browser, often on the proxy's machine, far more than
+   * taking the rows in).
+   */
+  drawLive() {
+    if (this.stale && !this.scheduled) this.render();
+  }
+
   render() {
+    this.stale = false;
     // Every DOM write below is skipped when it would write what is there already: a write, even of
     // the same value, makes the browser lay out and paint the table again.
     const vp = this.viewport;
