@@ -160,7 +160,7 @@ export class Hub {
     const ring = conn.ring;
     // Full: the oldest goes first, so that the ring's storage never grows past the bound.
     if (ring.length >= maxMessagesPerConnection) this.add(conn, -ring.shift());
-    this.add(conn, ring.record(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes));
+    this.add(conn, ring.record(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes, maxMessagesPerConnection));
     if ((bits & INJECTED) === 0) {
       const stats = from === 'client' ? conn.fromClient : conn.fromUpstream;
       stats.frames++;

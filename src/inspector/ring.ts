@@ -1,15 +1,18 @@
 /**
  * The rows a connection keeps, first in first out: each row is 32 bytes of one typed array (its
  * time, sizes, where its bytes lie in a slab, its type and flags), in a ring that grows by doubling
- * (a power of two, so a position wraps with a mask). Recording a frame writes numbers in place and
- * copies its first bytes: no object per frame, nothing for the garbage collector to trace or
- * collect, and a row's fields share one cache line with its neighbour's. {@link Entry} views are
- * made only when asked for (the API, a page's batch).
+ * up to the most rows it may hold. Recording a frame writes numbers in place and copies its first
+ * bytes: no object per frame, nothing for the garbage collector to trace or collect, and a row's
+ * fields share one cache line with its neighbour's. Once full, the row recorded goes where the row
+ * shed just before it was: the one cache line the shedding read (its slab and size, long out of the
+ * cache on a busy proxy) is the one written. {@link Entry} views are made only when asked for (the
+ * API, a page's batch).
  *
  * @packageDocumentation
  */
 import type { Frame, FrameType } from '../frame.js';
 import type { ProxyRole } from '../proxy/options.js';
+import { turnTime } from './clock.js';
 import { ENTRY_OVERHEAD, Entry, keptLength } from './row.js';
 import { keepBytes, keptSlab, releaseSlab, slabBuffer } from './slab.js';
 
@@ -40,7 +43,7 @@ const CODE_SHIFT = 16;
 interface Rows {
   words: Uint32Array;
   times: Float64Array;
-  /** Rows it can hold before growing (a power of two). */
+  /** Rows it can hold before growing. */
   capacity: number;
   head: number;
   count: number;
@@ -52,7 +55,7 @@ const finalizer = new FinalizationRegistry<Rows>(releaseRows);
 function releaseRows(rows: Rows): void {
   while (rows.count > 0) {
     releaseSlab(rows.words[rows.head * WORDS + SLAB]!);
-    rows.head = (rows.head + 1) & (rows.capacity - 1);
+    rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
     rows.count--;
   }
 }
@@ -68,6 +71,11 @@ export class RowRing {
     return this.rows.count;
   }
 
+  /** How many rows its storage holds before it must grow. */
+  get capacity(): number {
+    return this.rows.capacity;
+  }
+
   /**
    * Keeps a frame as the last row: copies its first bytes (at most `maxPayload`; text cut at a
    * character boundary) and writes its fields.
@@ -78,20 +86,23 @@ export class RowRing {
    * @param binary - whether its message is binary
    * @param flags - EDITED, INJECTED
    * @param maxPayload - most payload bytes to keep
+   * @param maxRows - most rows it will hold (the caller sheds the first before it would hold more):
+   *   its storage grows up to this and no further
    * @returns what the row counts for in the memory bounds
    */
-  record(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number): number {
+  record(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number, maxRows: number): number {
     const rows = this.rows;
-    if (rows.count === rows.capacity) this.grow();
+    if (rows.count === rows.capacity) this.grow(maxRows);
     if (rows.count === 0) this.firstSeq = seq;
     const type = frame.type;
     const payload = frame.payload;
     const kept = keptLength(payload, maxPayload, !binary && type !== 'ping' && type !== 'pong');
     const offset = keepBytes(payload, kept);
-    const at = (rows.head + rows.count) & (rows.capacity - 1);
+    let at = rows.head + rows.count;
+    if (at >= rows.capacity) at -= rows.capacity;
     const base = at * WORDS;
     const words = rows.words;
-    rows.times[at * (WORDS / 2)] = Date.now();
+    rows.times[at * (WORDS / 2)] = turnTime();
     words[base + SIZE] = payload.length;
     words[base + KEPT] = kept;
     words[base + OFFSET] = offset;
@@ -113,7 +124,7 @@ export class RowRing {
     if (rows.count === 0) return 0;
     const base = rows.head * WORDS;
     releaseSlab(rows.words[base + SLAB]!);
-    rows.head = (rows.head + 1) & (rows.capacity - 1);
+    rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
     rows.count--;
     this.firstSeq++;
     return rows.words[base + KEPT]! + ENTRY_OVERHEAD;
@@ -123,7 +134,8 @@ export class RowRing {
   at(index: number): Entry | undefined {
     const rows = this.rows;
     if (index < 0 || index >= rows.count) return undefined;
-    const at = (rows.head + index) & (rows.capacity - 1);
+    let at = rows.head + index;
+    if (at >= rows.capacity) at -= rows.capacity;
     const base = at * WORDS;
     const words = rows.words;
     const info = words[base + INFO]!;
@@ -159,11 +171,11 @@ export class RowRing {
     rows.head = 0;
   }
 
-  private grow(): void {
+  private grow(maxRows: number): void {
     const rows = this.rows;
     // The first row of a ring: from now on, its rows' slabs are let go with it if nobody clears it.
     if (rows.capacity === 0) finalizer.register(this, rows, rows);
-    const capacity = Math.max(8, rows.capacity * 2);
+    const capacity = Math.max(rows.count + 1, Math.min(Math.max(8, rows.capacity * 2), maxRows));
     const words = new Uint32Array(capacity * WORDS);
     // The rows in order from 0: at most two runs (before and after the wrap).
     const firstRun = Math.min(rows.count, rows.capacity - rows.head);

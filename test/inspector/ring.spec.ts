@@ -14,7 +14,7 @@ describe('inspector/ring', () => {
         const payload = model.shift()!;
         expect(ring.shift()).to.equal(String(payload).length + ENTRY_OVERHEAD);
       } else {
-        expect(ring.record(textFrame(String(next)), next, 'client', false, 0, 100)).to.equal(String(next).length + ENTRY_OVERHEAD);
+        expect(ring.record(textFrame(String(next)), next, 'client', false, 0, 100, 1000)).to.equal(String(next).length + ENTRY_OVERHEAD);
         model.push(next++);
       }
       expect(ring.length).to.equal(model.length);
@@ -34,8 +34,8 @@ describe('inspector/ring', () => {
   it('reads back every field a row packs', () => {
     const ring = new RowRing();
     const before = Date.now();
-    ring.record(closeFrame(4999, 'bye'), 7, 'upstream', false, EDITED | INJECTED, 100);
-    ring.record(binaryFrame(Buffer.from([1, 2, 3]), false), 8, 'client', true, 0, 2);
+    ring.record(closeFrame(4999, 'bye'), 7, 'upstream', false, EDITED | INJECTED, 100, 10);
+    ring.record(binaryFrame(Buffer.from([1, 2, 3]), false), 8, 'client', true, 0, 2, 10);
     const close = ring.at(0)!;
     expect(close).to.include({ seq: 7, from: 'upstream', type: 'close', fin: true, size: 3, code: 4999, flags: EDITED | INJECTED, binary: false, kept: 3 });
     expect(close.time).to.be.within(before, Date.now());
@@ -53,15 +53,17 @@ describe('inspector/ring', () => {
     let seq = 0;
     for (; seq < 5000; seq++) {
       if (ring.length === keep) ring.shift();
-      ring.record(frame, seq + 1, 'client', true, 0, 1000);
+      ring.record(frame, seq + 1, 'client', true, 0, 1000, keep);
     }
     const live = slabCounts().live;
     for (; seq < 50_000; seq++) {
       ring.shift();
-      ring.record(frame, seq + 1, 'client', true, 0, 1000);
+      ring.record(frame, seq + 1, 'client', true, 0, 1000, keep);
     }
     // 100 rows of 64 bytes span two 8 KiB slabs at most, the one being filled included.
     expect(slabCounts().live).to.be.at.most(live);
+    // Its storage grew to the most rows it holds, not to the next power of two.
+    expect(ring.capacity).to.equal(keep);
     expect(ring.at(keep - 1)!.payload.equals(frame.payload)).to.equal(true);
     ring.clear();
   });

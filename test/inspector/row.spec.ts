@@ -8,7 +8,7 @@ import { EDITED, ENTRY_OVERHEAD, type Entry, INJECTED, detailOf, keepPayload, pr
 /** The entry of a frame kept alone in a ring, read back. */
 function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number): Entry {
   const ring = new RowRing();
-  ring.record(frame, seq, from, binary, flags, maxPayload);
+  ring.record(frame, seq, from, binary, flags, maxPayload, 1);
   return ring.at(0)!;
 }
 
@@ -61,7 +61,7 @@ describe('inspector/row', () => {
   it('keeps each entry\'s bytes apart, across slabs and for large payloads, whatever the source buffer becomes', () => {
     const sources = Array.from({ length: 300 }, (_, i) => Buffer.alloc(i % 7 === 0 ? 3000 : 50, i % 256));
     const ring = new RowRing();
-    sources.forEach((source, i) => ring.record(binaryFrame(source), i + 1, 'client', true, 0, 65536));
+    sources.forEach((source, i) => ring.record(binaryFrame(source), i + 1, 'client', true, 0, 65536, sources.length));
     for (const source of sources) source.fill(0xee);
     const entries = sources.map((_, i) => ring.entry(i + 1)!);
     entries.forEach((entry, i) => {

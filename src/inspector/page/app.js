@@ -252,7 +252,6 @@ function requestDraw() {
 
 function drawArrived() {
   drawRequested = false;
-  table.drawLive();
   for (const id of staleCounts) {
     const info = store.connections.get(id);
     if (info !== undefined) connections.updateCounts(info);
@@ -260,6 +259,8 @@ function drawArrived() {
   staleCounts.clear();
   if (skippedStale) showSkipped();
   skippedStale = false;
+  // Last: its scroll (following the tail) lays out everything written above in the same pass.
+  table.drawLive();
 }
 
 // The page's one timer: ages (to the minute) and the held messages' deadlines, written only when
