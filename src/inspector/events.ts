@@ -5,9 +5,10 @@
  * {@link FLUSH_INTERVAL} ms (or as soon as {@link FLUSH_BYTES} of events wait) in one write per
  * page, the rows of a flush as ONE `messages` event (an array) per page. Rows are capped per
  * connection and flush (`liveRowsPerSecond`): only the newest of a flush's rows are kept for it, and
- * a `skipped` event counts the others (still in the hub's ring, for the API). A row is serialized
- * only at the flush, only if a page receives it, once whatever the number of pages; a row no page
- * subscribes to is not even queued. A page that does not read is dropped once its response has
+ * a `skipped` event counts the others (still in the hub's ring, for the API), and the rows the ring
+ * shed before the flush. A row is queued as its sequence number and read from the ring and
+ * serialized only at the flush, only if a page receives it, once whatever the number of pages; a row
+ * no page subscribes to is not even queued. A page that does not read is dropped once its response has
  * buffered `maxPageBuffer` bytes: memory never grows with a slow page, and the page's
  * `EventSource` reconnects (and gets a fresh `hello`).
  *
@@ -26,8 +27,15 @@ import type { InspectorEvents } from './types.js';
  * same batch, drawn together.
  */
 export const FLUSH_INTERVAL = 1000;
-/** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
+/** Bytes of waiting events past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
+/**
+ * What a waiting row counts for against {@link FLUSH_BYTES} (about its JSON with a full preview): a
+ * row counts while it is among those the batch will carry (up to the cap per connection), so that a
+ * batch under a high `liveRowsPerSecond` goes before it grows large, and one under the default cap
+ * (200 rows, about 50 KiB) waits for the interval.
+ */
+const ROW_BYTES = 256;
 /** What a queued row needs of its connection. @internal */
 export interface RowSource {
   readonly id: string;
@@ -67,6 +75,7 @@ export class EventChannel {
   private readonly subscribers = new Map<string, number>();
   /** Events other than rows, serialized, not yet written, in order. */
   private pending: string[] = [];
+  /** Their bytes, and {@link ROW_BYTES} for each waiting row the next batch will carry. */
   private pendingBytes = 0;
   /** Rows not yet written, per connection, in the order of each connection's first row. */
   private rows = new Map<RowSource, RowQueue>();
@@ -132,6 +141,13 @@ export class EventChannel {
     queue.count++;
     const seqs = queue.seqs;
     seqs.push(seq);
+    if (queue.count <= this.rowsPerFlush) {
+      this.pendingBytes += ROW_BYTES;
+      if (this.pendingBytes >= FLUSH_BYTES) {
+        this.flush();
+        return;
+      }
+    }
     // Only the newest go: the older are let go in batches, which keeps splice off the per-row path.
     if (seqs.length >= 2 * this.rowsPerFlush) seqs.splice(0, seqs.length - this.rowsPerFlush);
     this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);

@@ -168,6 +168,24 @@ describe('inspector/events', () => {
     expect(onlyB.raw.filter((e) => e.event === 'messages').flatMap((e) => e.data.map((r: { connection: string }) => r.connection))).to.not.include(a);
   });
 
+  it('counts as skipped the rows its ring no longer keeps at the flush, and sends those it keeps', async () => {
+    const clock = fakeTimers();
+    const { insp, port, client } = await inspectRig({ liveRowsPerSecond: 10_000, maxMessagesPerConnection: 5 });
+    const page = await sse(port);
+    await page.next('hello');
+    const peer = await client();
+    for (let i = 0; i < 20; i++) peer.ws.send(`f${i}`);
+    await peer.waitMessages(20);
+    await turns();
+    clock.tick(FLUSH_INTERVAL);
+    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const id = insp.hub.connections()[0]!.id;
+    const seen = page.raw.filter((e) => e.event === 'skipped' || e.event === 'messages');
+    // 40 rows passed (20 each way); the ring keeps the last 5 of them.
+    expect(seen[0]).to.deep.include({ event: 'skipped', data: { connection: id, count: 35 } });
+    expect((seen[1]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal([36, 37, 38, 39, 40]);
+  });
+
   it('queues no row when no page takes its connection', async () => {
     const clock = fakeTimers();
     const { insp, port, client } = await inspectRig();
