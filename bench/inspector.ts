@@ -19,7 +19,8 @@
  * medians of the per-round ratios. Each run opens its 50 connections, then (f) opens its page on
  * them, then the run (0.5 s warm-up, 3 s window, drain), then the page closes, then the connections.
  * CPU figures cover the run alone (warm-up, window and drain), divided by its round trips; (f)
- * also reads the page's CPU for 1 s with its page open on the idle connections, before the run.
+ * also reads the page's CPU for 2 s with its page open on the idle connections, before the run,
+ * after 2 s for it to settle.
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -130,7 +131,12 @@ function times(value: number): string {
 
 const MiB = 2 ** 20;
 /** How long the page's CPU is read with nothing to show, before an (f) run. */
-const IDLE_PAGE_MS = 1000;
+const IDLE_PAGE_MS = 2000;
+/**
+ * Milliseconds the page is left to settle before its idle CPU is read: loading the connection's
+ * history, drawing it, the click's aftermath and the first batches are its start, not its idle cost.
+ */
+const IDLE_SETTLE_MS = 2000;
 
 /** One run of one row. */
 interface Sample extends EchoResult {
@@ -171,7 +177,8 @@ async function runOnce(options: Options, row: string, proxy: RoleProcess, load: 
   let pageIdle = NaN;
   if (row === 'f' && viewer !== undefined) {
     page = await viewer.open(proxy.ports['inspector']!);
-    // What the open page costs the machine with nothing to show: drawing, timers.
+    // What the open page costs the machine with nothing to show: drawing, timers (once settled).
+    await sleep(IDLE_SETTLE_MS);
     const idleStart = page.cpuMicros();
     await sleep(IDLE_PAGE_MS);
     pageIdle = (page.cpuMicros() - idleStart) / (IDLE_PAGE_MS * 10);

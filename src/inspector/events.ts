@@ -5,9 +5,10 @@
  * {@link FLUSH_INTERVAL} ms (or as soon as {@link FLUSH_BYTES} of events wait) in one write per
  * page, the rows of a flush as ONE `messages` event (an array) per page. Rows are capped per
  * connection and flush (`liveRowsPerSecond`): only the newest of a flush's rows are kept for it, and
- * a `skipped` event counts the others (still in the hub's ring, for the API). A row is serialized
- * only at the flush, only if a page receives it, once whatever the number of pages; a row no page
- * subscribes to is not even queued. A page that does not read is dropped once its response has
+ * a `skipped` event counts the others (still in the hub's ring, for the API), and the rows the ring
+ * shed before the flush. A row is queued as its sequence number and read from the ring and
+ * serialized only at the flush, only if a page receives it, once whatever the number of pages; a row
+ * no page subscribes to is not even queued. A page that does not read is dropped once its response has
  * buffered `maxPageBuffer` bytes: memory never grows with a slow page, and the page's
  * `EventSource` reconnects (and gets a fresh `hello`).
  *
@@ -18,19 +19,30 @@ import { type Entry, rowJson } from './row.js';
 import type { InspectorEvents } from './types.js';
 
 /**
- * Milliseconds events wait to go out together: the page draws new rows at most twice a second
- * anyway, one write of many events costs the proxy far less than many writes, and each batch
- * received costs the browser (on the same machine as the proxy, often) a wake-up of its network,
- * browser and page processes, whatever its size.
+ * Milliseconds events wait to go out together: rows then show within about a second, one write of
+ * many events costs the proxy far less than many writes, and each batch received costs the browser
+ * (on the same machine as the proxy, often) a wake-up of its network, browser and page processes
+ * and, as the page draws once per batch, a style, layout and paint pass, whatever its size. The
+ * same as the stats' period (`STATS_PERIOD`), so that a busy proxy's rows and counts arrive in the
+ * same batch, drawn together.
  */
-export const FLUSH_INTERVAL = 250;
-/** Bytes of waiting events (other than rows) past which they go out at once, whatever the interval. */
+export const FLUSH_INTERVAL = 1000;
+/** Bytes of waiting events past which they go out at once, whatever the interval. */
 export const FLUSH_BYTES = 64 * 1024;
+/**
+ * What a waiting row counts for against {@link FLUSH_BYTES} (about its JSON with a full preview): a
+ * row counts while it is among those the batch will carry (up to the cap per connection), so that a
+ * batch under a high `liveRowsPerSecond` goes before it grows large, and one under the default cap
+ * (200 rows, about 50 KiB) waits for the interval.
+ */
+const ROW_BYTES = 256;
 /** What a queued row needs of its connection. @internal */
 export interface RowSource {
   readonly id: string;
   /** The id as JSON. */
   readonly idJson: string;
+  /** A kept row, read at the flush (undefined once shed: the row is then counted as skipped). */
+  entry(seq: number): Entry | undefined;
 }
 
 /** Events a channel can queue with {@link EventChannel.publish}: rows go by {@link EventChannel.publishRow}. */
@@ -43,13 +55,15 @@ interface Page {
 }
 
 /**
- * The rows of one connection waiting for the next flush: its newest (at most twice the cap between
- * two trims, the cap once trimmed) and how many came in all.
+ * The rows of one connection waiting for the next flush, by sequence number: its newest (at most
+ * twice the cap between two trims, the cap once trimmed) and how many came in all.
  */
 interface RowQueue {
   readonly source: RowSource;
-  entries: Entry[];
+  seqs: number[];
   count: number;
+  /** How many of them a flush found still kept and sent. */
+  sent: number;
 }
 
 /** The open pages of an inspector and what is waiting to be written to them. @internal */
@@ -61,6 +75,7 @@ export class EventChannel {
   private readonly subscribers = new Map<string, number>();
   /** Events other than rows, serialized, not yet written, in order. */
   private pending: string[] = [];
+  /** Their bytes, and {@link ROW_BYTES} for each waiting row the next batch will carry. */
   private pendingBytes = 0;
   /** Rows not yet written, per connection, in the order of each connection's first row. */
   private rows = new Map<RowSource, RowQueue>();
@@ -113,20 +128,28 @@ export class EventChannel {
    * it is among the newest of its connection's then.
    *
    * @param source - its connection
-   * @param entry - the entry (kept until the flush even if its ring sheds it)
+   * @param seq - the row's sequence number (read from the source at the flush; a row its ring shed
+   *   meanwhile is counted as skipped)
    */
-  publishRow(source: RowSource, entry: Entry): void {
+  publishRow(source: RowSource, seq: number): void {
     if (!this.wants(source.id)) return;
     let queue = this.rows.get(source);
     if (queue === undefined) {
-      queue = { source, entries: [], count: 0 };
+      queue = { source, seqs: [], count: 0, sent: 0 };
       this.rows.set(source, queue);
     }
     queue.count++;
-    const entries = queue.entries;
-    entries.push(entry);
+    const seqs = queue.seqs;
+    seqs.push(seq);
+    if (queue.count <= this.rowsPerFlush) {
+      this.pendingBytes += ROW_BYTES;
+      if (this.pendingBytes >= FLUSH_BYTES) {
+        this.flush();
+        return;
+      }
+    }
     // Only the newest go: the older are let go in batches, which keeps splice off the per-row path.
-    if (entries.length >= 2 * this.rowsPerFlush) entries.splice(0, entries.length - this.rowsPerFlush);
+    if (seqs.length >= 2 * this.rowsPerFlush) seqs.splice(0, seqs.length - this.rowsPerFlush);
     this.scheduled ??= setTimeout(flushChannel, FLUSH_INTERVAL, this);
   }
 
@@ -174,7 +197,7 @@ export class EventChannel {
     this.pendingBytes = 0;
     this.rows = new Map();
     const cap = this.rowsPerFlush;
-    for (const queue of queues) if (queue.entries.length > cap) queue.entries.splice(0, queue.entries.length - cap);
+    for (const queue of queues) if (queue.seqs.length > cap) queue.seqs.splice(0, queue.seqs.length - cap);
     // What a page gets depends only on its subscription: one chunk per subscription, made once.
     const chunks = new Map<string | null, Buffer>();
     const json = new Map<RowQueue, string>();
@@ -236,12 +259,18 @@ function rowEvents(connection: string | null, queues: RowQueue[], json: Map<RowQ
   for (const queue of queues) {
     const source = queue.source;
     if (connection !== null && source.id !== connection) continue;
-    if (queue.count > queue.entries.length) skipped += format('skipped', { connection: source.id, count: queue.count - queue.entries.length } satisfies InspectorEvents['skipped']);
     let rows = json.get(queue);
     if (rows === undefined) {
-      rows = queue.entries.map((entry) => rowJson(source.idJson, entry)).join(',');
+      rows = '';
+      for (const seq of queue.seqs) {
+        const entry = source.entry(seq);
+        if (entry === undefined) continue;
+        rows = rows === '' ? rowJson(source.idJson, entry) : `${rows},${rowJson(source.idJson, entry)}`;
+        queue.sent++;
+      }
       json.set(queue, rows);
     }
+    if (queue.count > queue.sent) skipped += format('skipped', { connection: source.id, count: queue.count - queue.sent } satisfies InspectorEvents['skipped']);
     if (rows !== '') body = body === '' ? rows : `${body},${rows}`;
   }
   return body === '' ? skipped : `${skipped}event: messages\ndata: [${body}]\n\n`;

@@ -12,17 +12,20 @@ import type { ProxySummary } from '../proxy/lifecycle.js';
 import type { WebSocketProxy } from '../proxy/websocket-proxy.js';
 import type { EventChannel } from './events.js';
 import type { ResolvedInspectorOptions } from './options.js';
-import { Ring } from './ring.js';
-import { EDITED, type Entry, INJECTED, makeEntry } from './row.js';
+import { RowRing } from './ring.js';
+import { EDITED, type Entry, INJECTED } from './row.js';
 import type { ConnectionInfo, SideStats, TrackInfo } from './types.js';
 
-/** Milliseconds between two `stats` events of a connection, at most one per period. */
-export const STATS_PERIOD = 500;
+/**
+ * Milliseconds between two `stats` events of a connection, at most one per period: the page draws
+ * what arrives once per batch, and batches go once a second (`FLUSH_INTERVAL`).
+ */
+export const STATS_PERIOD = 1000;
 
 
 /** One connection's record. @internal */
 export class Conn {
-  readonly ring = new Ring<Entry>();
+  readonly ring = new RowRing();
   /** What the ring counts for. */
   bytes = 0;
   /** The last sequence number given. */
@@ -77,10 +80,9 @@ export class Conn {
     this.closeCodes[peer] ??= code;
   }
 
-  /** The entry of a sequence number, if still in the ring (the ring holds consecutive numbers). */
+  /** The entry of a sequence number, if still in the ring (a view: read it at once). */
   entry(seq: number): Entry | undefined {
-    const first = this.ring.at(0);
-    return first === undefined ? undefined : this.ring.at(seq - first.seq);
+    return this.ring.entry(seq);
   }
 }
 
@@ -155,15 +157,10 @@ export class Hub {
   record(conn: Conn, frame: Frame, from: ProxyRole, binary: boolean, flags?: RecordFlags): void {
     const bits = flags === undefined ? 0 : (flags.edited === true ? EDITED : 0) | (flags.injected === true ? INJECTED : 0);
     const { maxMessagesPerConnection, maxBytesPerConnection } = this.options;
-    let reuse: Entry | undefined;
-    if (conn.ring.length >= maxMessagesPerConnection) {
-      // Full: the oldest goes now. Unless a page's batch may still hold it (its connection's rows
-      // are queued until the flush), its object takes the new frame.
-      reuse = conn.ring.shift();
-      if (reuse !== undefined) this.add(conn, -reuse.cost);
-      if (this.channel.wants(conn.id)) reuse = undefined;
-    }
-    const entry = makeEntry(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes, reuse);
+    const ring = conn.ring;
+    // Full: the oldest goes first, so that the ring's storage never grows past the bound.
+    if (ring.length >= maxMessagesPerConnection) this.add(conn, -ring.shift());
+    this.add(conn, ring.record(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes, maxMessagesPerConnection));
     if ((bits & INJECTED) === 0) {
       const stats = from === 'client' ? conn.fromClient : conn.fromUpstream;
       stats.frames++;
@@ -173,13 +170,11 @@ export class Hub {
         this.dirty.add(conn);
       }
     }
-    conn.ring.push(entry);
-    this.add(conn, entry.cost);
-    while (conn.ring.length > 1 && (conn.ring.length > maxMessagesPerConnection || conn.bytes > maxBytesPerConnection)) this.shift(conn);
+    while (ring.length > 1 && (ring.length > maxMessagesPerConnection || conn.bytes > maxBytesPerConnection)) this.shift(conn);
     if (!conn.published) return;
     if (this.total > this.options.maxBytes) this.reclaim(conn);
-    // Queued (and later serialized) only when a page takes this connection's rows.
-    this.channel.publishRow(conn, entry);
+    // Queued (by number; read at the flush) only when a page takes this connection's rows.
+    this.channel.publishRow(conn, conn.seq);
   }
 
   /**
@@ -234,8 +229,7 @@ export class Hub {
   }
 
   private shift(conn: Conn): void {
-    const entry = conn.ring.shift();
-    if (entry !== undefined) this.add(conn, -entry.cost);
+    this.add(conn, -conn.ring.shift());
   }
 
   /** Brings the total under `maxBytes`: closed connections first, then the oldest frames. */

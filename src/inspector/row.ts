@@ -1,13 +1,12 @@
 /**
- * What the inspector keeps of a frame: an {@link Entry}, one object holding the frame's fields and
- * where its copy of (the first bytes of) the payload lies, in a slab shared with other small
- * payloads. The row the table shows, its preview and its JSON are made from it when asked for: a
- * frame that no page looks at costs one object and one copy of its bytes, which matters at tens of
- * thousands of frames a second.
+ * What the inspector shows of a kept frame: an {@link Entry} (a view of a row of its connection's
+ * `RowRing`, made when asked for), and the row the table shows, its preview, its JSON and its
+ * detail, made from it. A frame that no page looks at costs no object at all: its fields are
+ * numbers in the ring, its first bytes a copy in a slab (see slab.ts).
  *
  * @packageDocumentation
  */
-import type { Frame, FrameType } from '../frame.js';
+import type { FrameType } from '../frame.js';
 import { encodeData } from '../record/format.js';
 import type { ProxyRole } from '../proxy/options.js';
 import type { MessageDetail, MessageRow } from './types.js';
@@ -18,7 +17,10 @@ const PREVIEW_CHARS = 120;
 const PREVIEW_BYTES = 40;
 /** Bytes enough for {@link PREVIEW_CHARS} characters of UTF-8 (4 bytes each at most). */
 const PREVIEW_TEXT_BYTES = PREVIEW_CHARS * 4;
-/** Bytes an entry counts for besides its payload copy: the entry object and the buffer's. */
+/**
+ * Bytes a row counts for besides its payload copy (its 32 bytes in the ring, and the views and rows
+ * made of it when shown; counted as before the rows were packed, so the bounds keep their meaning).
+ */
 export const ENTRY_OVERHEAD = 200;
 
 /** Flags of an entry. */
@@ -26,8 +28,9 @@ export const EDITED = 1;
 export const INJECTED = 2;
 
 /**
- * A frame as the inspector keeps it. Its fields are rewritten when the hub recycles it for a newer
- * frame (see {@link makeEntry}): read them at once, never keep an entry across turns. @internal
+ * A kept row, as read from its connection's ring (see `RowRing.at`): a view made on demand. Its
+ * payload lies in a slab that is recycled once its rows are let go: read it at once, never keep an
+ * entry across turns. @internal
  */
 export class Entry {
   /** Per connection, from 1. */
@@ -46,31 +49,20 @@ export class Entry {
   flags = 0;
   /** Whether the message is binary (a continuation frame's is its message's). */
   binary = false;
-  /** The buffer holding the kept bytes (a shared slab for small payloads: see {@link keepBytes}). */
+  /** How many bytes were kept (all of the payload, or its first bytes). */
+  kept = 0;
+  /** The buffer holding the kept bytes (a shared slab for small payloads). */
   private store: Buffer = EMPTY;
   /** Where they start in it. */
   private offset = 0;
-  /** How many bytes were kept (all of the payload, or its first bytes). */
-  kept = 0;
 
-  /** @internal sets every field (a new entry, or a recycled one) */
-  fill(seq: number, from: ProxyRole, frame: Frame, binary: boolean, flags: number, store: Buffer, offset: number, kept: number): this {
-    this.seq = seq;
-    this.time = Date.now();
-    this.from = from;
-    this.type = frame.type;
-    this.fin = frame.fin;
-    this.size = frame.payload.length;
-    this.code = frame.code;
-    this.flags = flags;
-    this.binary = binary;
+  /** @internal where the kept bytes lie */
+  setBytes(store: Buffer, offset: number): void {
     this.store = store;
     this.offset = offset;
-    this.kept = kept;
-    return this;
   }
 
-  /** The kept bytes: a view made on demand (rows no page looks at never make one). */
+  /** The kept bytes: a view made on demand. */
   get payload(): Buffer {
     return this.store.subarray(this.offset, this.offset + this.kept);
   }
@@ -90,67 +82,11 @@ export class Entry {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * The entry of a frame.
- *
- * @param frame - the frame (its payload is copied, never kept)
- * @param seq - its sequence number
- * @param from - the side that sent it
- * @param binary - whether its message is binary
- * @param flags - {@link EDITED}, {@link INJECTED}
- * @param maxPayload - most payload bytes to keep
- * @param reuse - an entry no one reads any more (shed from a full ring) to fill instead of a new
- *   one: a flood then allocates nothing per frame but its bytes' copy, and leaves no entry to collect
- */
-export function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number, reuse?: Entry): Entry {
-  const textual = !binary && frame.type !== 'ping' && frame.type !== 'pong';
-  const payload = frame.payload;
-  const kept = keptLength(payload, maxPayload, textual);
-  const offset = keepBytes(payload, kept);
-  return (reuse ?? new Entry()).fill(seq, from, frame, binary, flags, slab, offset, kept);
-}
-
-/**
- * Bytes of a slab: small payloads are copied one after the other into a shared slab, so that a
- * kept frame costs one object (its {@link Entry}) and not a `Buffer` too. A slab lives while any
- * entry in it does: what a kept frame can hold alive besides its own bytes is bounded by this, as
- * with `Buffer.allocUnsafe`'s own pool (of the same size).
- */
-const SLAB_BYTES = 8 * 1024;
-/** Payloads above this get a buffer of their own. */
-const SLAB_MAX = SLAB_BYTES / 4;
-/** The slab being filled, then (after {@link keepBytes}) the buffer holding the last kept bytes. */
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabUsed = 0;
-
-/**
- * Copies the first `length` bytes of a payload; sets {@link slab} to the buffer they went into.
- *
- * @returns their offset in it
- */
-function keepBytes(payload: Buffer, length: number): number {
-  if (length > SLAB_MAX) {
-    slab = Buffer.allocUnsafeSlow(length);
-    slabUsed = SLAB_BYTES; // the next small payload starts a new slab
-    payload.copy(slab, 0, 0, length);
-    return 0;
-  }
-  if (slabUsed + length > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const offset = slabUsed;
-  // A whole small payload (the common case) goes by TypedArray.set, without Buffer.copy's checks.
-  if (length === payload.length) slab.set(payload, offset);
-  else payload.copy(slab, offset, 0, length);
-  slabUsed += length;
-  return offset;
-}
-
-/**
  * How many of a payload's first bytes to keep: at most `max`, text cut at a character boundary
  * so that the kept bytes still decode.
+ * @internal
  */
-function keptLength(payload: Buffer, max: number, text: boolean): number {
+export function keptLength(payload: Buffer, max: number, text: boolean): number {
   let end = Math.min(payload.length, max);
   // Back off from the middle of a character: continuation bytes are 10xxxxxx.
   if (text && end < payload.length) while (end > 0 && (payload[end]! & 0xc0) === 0x80) end--;

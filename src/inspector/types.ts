@@ -65,7 +65,7 @@ export interface MessageRow {
   connection: string;
   /** Per connection, from 1, in the order frames passed the inspector (both directions). */
   seq: number;
-  /** When it passed, epoch ms. */
+  /** When it passed, epoch ms (read once per turn of the event loop: the frames of one socket read share it). */
   time: number;
   /** The side that sent it (for an injected frame: the side it stands in for). */
   from: ProxyRole;
@@ -147,7 +147,7 @@ export interface InspectorEvents {
    * The rows stay kept (`GET /api/connections/:id/messages`) while the ring has them.
    */
   skipped: { connection: string; count: number };
-  /** A connection's counts, at most every 500 ms, only when they changed. */
+  /** A connection's counts, at most once a second, only when they changed. */
   stats: { id: string; client: SideStats; upstream: SideStats };
   /** A connection ended (`closed` set). */
   close: ConnectionInfo;

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { expect } from 'chai';
 import { FLUSH_INTERVAL } from '../../src/inspector/events.js';
+import { STATS_PERIOD } from '../../src/inspector/hub.js';
 import { waitFor } from '../helpers/sockets.js';
 import { fakeTimers, onCleanup, releaseAll, turns } from '../proxy/rig.js';
 import { call, inspectRig, sse, started } from './helpers.js';
@@ -34,7 +35,7 @@ describe('inspector/events', () => {
     expect(page.events.map((e) => e.event)).to.deep.equal(['hello', 'breakpoints']);
   });
 
-  it('sends stats at most every 500 ms per connection, only when they changed', async () => {
+  it('sends stats at most every STATS_PERIOD ms per connection, only when they changed', async () => {
     const clock = fakeTimers();
     const { port, client } = await inspectRig();
     const page = await sse(port);
@@ -44,15 +45,15 @@ describe('inspector/events', () => {
     await peer.waitMessages(20);
     await turns();
     expect(stats()).to.deep.equal([]);
-    clock.tick(500 + FLUSH_INTERVAL);
+    clock.tick(STATS_PERIOD + FLUSH_INTERVAL);
     await waitFor(() => stats().length === 1);
     expect(stats()[0]).to.deep.include({ client: { frames: 20, bytes: 50 }, upstream: { frames: 20, bytes: 50 } });
-    clock.tick(500 + FLUSH_INTERVAL);
+    clock.tick(STATS_PERIOD + FLUSH_INTERVAL);
     await turns();
     expect(stats()).to.have.length(1);
     peer.ws.send('again');
     await peer.waitMessages(21);
-    clock.tick(500 + FLUSH_INTERVAL);
+    clock.tick(STATS_PERIOD + FLUSH_INTERVAL);
     await waitFor(() => stats().length === 2);
     expect(stats()[1].client).to.deep.equal({ frames: 21, bytes: 55 });
   });
@@ -87,9 +88,11 @@ describe('inspector/events', () => {
     await turns();
     clock.tick(FLUSH_INTERVAL);
     await waitFor(() => page.raw.some((e) => e.event === 'messages'));
-    // open, then the 60 rows (30 each way) in ONE event, in the order they passed.
-    expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'messages']);
-    const rows = page.raw[2]!.data as { seq: number; from: string; preview: string }[];
+    // open, then the 60 rows (30 each way) in ONE event, in the order they passed (with the
+    // connection's stats, which share the period).
+    const seen = page.raw.filter((e) => e.event !== 'stats');
+    expect(seen.map((e) => e.event)).to.deep.equal(['hello', 'open', 'messages']);
+    const rows = seen[2]!.data as { seq: number; from: string; preview: string }[];
     expect(rows.map((r) => r.seq)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(rows.filter((r) => r.from === 'client').map((r) => r.preview)).to.deep.equal(Array.from({ length: 30 }, (_, i) => `row ${i}`));
   });
@@ -107,16 +110,17 @@ describe('inspector/events', () => {
     clock.tick(FLUSH_INTERVAL);
     await waitFor(() => page.raw.some((e) => e.event === 'messages'));
     const id = insp.hub.connections()[0]!.id;
-    expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'skipped', 'messages']);
-    expect(page.raw[2]!.data).to.deep.equal({ connection: id, count: 50 });
-    expect((page.raw[3]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal(Array.from({ length: 10 }, (_, i) => 51 + i));
+    const seen = page.raw.filter((e) => e.event !== 'stats');
+    expect(seen.map((e) => e.event)).to.deep.equal(['hello', 'open', 'skipped', 'messages']);
+    expect(seen[2]!.data).to.deep.equal({ connection: id, count: 50 });
+    expect((seen[3]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal(Array.from({ length: 10 }, (_, i) => 51 + i));
     // Under the cap: every row, no skipped event.
     peer.ws.send('last');
     await peer.waitMessages(31);
     await turns();
     clock.tick(FLUSH_INTERVAL);
     await waitFor(() => page.raw.filter((e) => e.event === 'messages').length === 2);
-    const later = page.raw.slice(4).filter((e) => e.event !== 'stats');
+    const later = page.raw.filter((e) => e.event !== 'stats').slice(4);
     expect(later.map((e) => e.event)).to.deep.equal(['messages']);
     expect((later[0]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal([61, 62]);
     // The skipped rows are still kept for the API.
@@ -140,7 +144,7 @@ describe('inspector/events', () => {
     second.ws.send('two');
     await Promise.all([first.waitMessages(1), second.waitMessages(1)]);
     await turns();
-    clock.tick(500 + FLUSH_INTERVAL);
+    clock.tick(STATS_PERIOD + FLUSH_INTERVAL);
     await waitFor(() => all.events.filter((e) => e.event === 'message').length === 4);
     await waitFor(() => onlyB.events.filter((e) => e.event === 'stats').length === 2);
     const rowsOf = (page: typeof all, id?: string): string[] => page.events
@@ -164,6 +168,24 @@ describe('inspector/events', () => {
     expect(onlyB.raw.filter((e) => e.event === 'messages').flatMap((e) => e.data.map((r: { connection: string }) => r.connection))).to.not.include(a);
   });
 
+  it('counts as skipped the rows its ring no longer keeps at the flush, and sends those it keeps', async () => {
+    const clock = fakeTimers();
+    const { insp, port, client } = await inspectRig({ liveRowsPerSecond: 10_000, maxMessagesPerConnection: 5 });
+    const page = await sse(port);
+    await page.next('hello');
+    const peer = await client();
+    for (let i = 0; i < 20; i++) peer.ws.send(`f${i}`);
+    await peer.waitMessages(20);
+    await turns();
+    clock.tick(FLUSH_INTERVAL);
+    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const id = insp.hub.connections()[0]!.id;
+    const seen = page.raw.filter((e) => e.event === 'skipped' || e.event === 'messages');
+    // 40 rows passed (20 each way); the ring keeps the last 5 of them.
+    expect(seen[0]).to.deep.include({ event: 'skipped', data: { connection: id, count: 35 } });
+    expect((seen[1]!.data as { seq: number }[]).map((r) => r.seq)).to.deep.equal([36, 37, 38, 39, 40]);
+  });
+
   it('queues no row when no page takes its connection', async () => {
     const clock = fakeTimers();
     const { insp, port, client } = await inspectRig();
@@ -173,7 +195,7 @@ describe('inspector/events', () => {
     peer.ws.send('unseen');
     await peer.waitMessages(1);
     expect(insp.channel.wants(insp.hub.connections()[0]!.id)).to.equal(false);
-    clock.tick(500 + FLUSH_INTERVAL);
+    clock.tick(STATS_PERIOD + FLUSH_INTERVAL);
     await page.next('stats');
     expect(page.raw.map((e) => e.event)).to.deep.equal(['hello', 'open', 'stats']);
     // The rows are still kept for the API.

@@ -168,6 +168,32 @@ describe('inspector page (headless Chromium)', function () {
     await expectRows(page, ['c:hello 1', 'c:hello 2', 'c:hello 3', 'u:hello 1', 'u:hello 2', 'u:hello 3']);
   });
 
+  it('changes nothing in the DOM while nothing changes: no redraw, no tick, ages to the minute', async () => {
+    const r = await rig();
+    const page = await openPage(r.insp);
+    const { ws, inbox } = await r.client();
+    ws.send('quiet 1');
+    await inbox.got('quiet 1');
+    await expectRows(page, ['c:quiet 1', 'u:quiet 1']);
+    const item = page.locator('#connections li[data-id]');
+    // The counts come with the batch after the stats period: the last change there is to come.
+    await item.filter({ hasText: '↑ 1' }).filter({ hasText: '↓ 1' }).waitFor();
+    expect(await item.locator('.age').textContent()).to.equal('<1m');
+    // Every mutation of the document for three of the page's one-second ticks (and the server's
+    // one-second batches): a page that redrew its ages, counts or rows on a timer would show here.
+    await page.evaluate(`(() => {
+      window.mutations = 0;
+      new MutationObserver((records) => { window.mutations += records.length; })
+        .observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+    })()`);
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(await page.evaluate('window.mutations')).to.equal(0);
+    // And it is still live: a new message is drawn.
+    ws.send('quiet 2');
+    await expectRows(page, ['c:quiet 1', 'c:quiet 2', 'u:quiet 1', 'u:quiet 2']);
+    expect(await page.evaluate('window.mutations')).to.be.above(0);
+  });
+
   it('filters by direction, type and regex; an invalid regex filters nothing', async () => {
     const r = await rig();
     const page = await openPage(r.insp);

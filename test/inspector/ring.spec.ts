@@ -1,25 +1,70 @@
 import { expect } from 'chai';
-import { Ring } from '../../src/inspector/ring.js';
+import { binaryFrame, closeFrame, textFrame } from '../../src/index.js';
+import { RowRing } from '../../src/inspector/ring.js';
+import { EDITED, ENTRY_OVERHEAD, INJECTED } from '../../src/inspector/row.js';
+import { slabCounts } from '../../src/inspector/slab.js';
 
 describe('inspector/ring', () => {
-  it('is first in, first out across growth and wrap-around, with access by position', () => {
-    const ring = new Ring<number>();
+  it('is first in, first out across growth and wrap-around, with access by position and by sequence number', () => {
+    const ring = new RowRing();
     const model: number[] = [];
-    let next = 0;
+    let next = 1;
     for (let step = 0; step < 500; step++) {
-      if (step % 3 === 2) expect(ring.shift()).to.equal(model.shift());
-      else {
-        ring.push(next);
+      if (step % 3 === 2) {
+        const payload = model.shift()!;
+        expect(ring.shift()).to.equal(String(payload).length + ENTRY_OVERHEAD);
+      } else {
+        expect(ring.record(textFrame(String(next)), next, 'client', false, 0, 100, 1000)).to.equal(String(next).length + ENTRY_OVERHEAD);
         model.push(next++);
       }
       expect(ring.length).to.equal(model.length);
-      expect(ring.at(0)).to.equal(model[0]);
-      expect(ring.at(model.length - 1)).to.equal(model[model.length - 1]);
+      expect(ring.at(0)?.seq).to.equal(model[0]);
+      expect(ring.at(0)?.payload.toString()).to.equal(model[0] === undefined ? undefined : String(model[0]));
+      const last = model[model.length - 1];
+      expect(ring.entry(last ?? 0)?.payload.toString()).to.equal(last === undefined ? undefined : String(last));
     }
     expect(ring.at(-1)).to.equal(undefined);
     expect(ring.at(model.length)).to.equal(undefined);
+    expect(ring.entry(model[0]! - 1)).to.equal(undefined);
     ring.clear();
     expect(ring.length).to.equal(0);
-    expect(ring.shift()).to.equal(undefined);
+    expect(ring.shift()).to.equal(0);
+  });
+
+  it('reads back every field a row packs', () => {
+    const ring = new RowRing();
+    const before = Date.now();
+    ring.record(closeFrame(4999, 'bye'), 7, 'upstream', false, EDITED | INJECTED, 100, 10);
+    ring.record(binaryFrame(Buffer.from([1, 2, 3]), false), 8, 'client', true, 0, 2, 10);
+    const close = ring.at(0)!;
+    expect(close).to.include({ seq: 7, from: 'upstream', type: 'close', fin: true, size: 3, code: 4999, flags: EDITED | INJECTED, binary: false, kept: 3 });
+    expect(close.time).to.be.within(before, Date.now());
+    expect(close.payload.toString()).to.equal('bye');
+    const binary = ring.entry(8)!;
+    expect(binary).to.include({ from: 'client', type: 'binary', fin: false, size: 3, code: undefined, flags: 0, binary: true, kept: 2 });
+    expect([...binary.payload]).to.deep.equal([1, 2]);
+    ring.clear();
+  });
+
+  it('recycles its slabs once their rows are gone: a flood allocates no new one', () => {
+    const ring = new RowRing();
+    const frame = binaryFrame(Buffer.alloc(64, 1));
+    const keep = 100;
+    let seq = 0;
+    for (; seq < 5000; seq++) {
+      if (ring.length === keep) ring.shift();
+      ring.record(frame, seq + 1, 'client', true, 0, 1000, keep);
+    }
+    const live = slabCounts().live;
+    for (; seq < 50_000; seq++) {
+      ring.shift();
+      ring.record(frame, seq + 1, 'client', true, 0, 1000, keep);
+    }
+    // 100 rows of 64 bytes span two 8 KiB slabs at most, the one being filled included.
+    expect(slabCounts().live).to.be.at.most(live);
+    // Its storage grew to the most rows it holds, not to the next power of two.
+    expect(ring.capacity).to.equal(keep);
+    expect(ring.at(keep - 1)!.payload.equals(frame.payload)).to.equal(true);
+    ring.clear();
   });
 });

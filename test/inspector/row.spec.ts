@@ -1,6 +1,16 @@
 import { expect } from 'chai';
 import { binaryFrame, closeFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
-import { EDITED, ENTRY_OVERHEAD, INJECTED, detailOf, keepPayload, makeEntry, preview, rowJson, rowOf } from '../../src/inspector/row.js';
+import type { Frame } from '../../src/frame.js';
+import type { ProxyRole } from '../../src/proxy/options.js';
+import { RowRing } from '../../src/inspector/ring.js';
+import { EDITED, ENTRY_OVERHEAD, type Entry, INJECTED, detailOf, keepPayload, preview, rowJson, rowOf } from '../../src/inspector/row.js';
+
+/** The entry of a frame kept alone in a ring, read back. */
+function makeEntry(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number): Entry {
+  const ring = new RowRing();
+  ring.record(frame, seq, from, binary, flags, maxPayload, 1);
+  return ring.at(0)!;
+}
 
 describe('inspector/row', () => {
   it('previews text as its first 120 characters, never half a surrogate pair', () => {
@@ -50,8 +60,10 @@ describe('inspector/row', () => {
   });
   it('keeps each entry\'s bytes apart, across slabs and for large payloads, whatever the source buffer becomes', () => {
     const sources = Array.from({ length: 300 }, (_, i) => Buffer.alloc(i % 7 === 0 ? 3000 : 50, i % 256));
-    const entries = sources.map((source, i) => makeEntry(binaryFrame(source), i + 1, 'client', true, 0, 65536));
+    const ring = new RowRing();
+    sources.forEach((source, i) => ring.record(binaryFrame(source), i + 1, 'client', true, 0, 65536, sources.length));
     for (const source of sources) source.fill(0xee);
+    const entries = sources.map((_, i) => ring.entry(i + 1)!);
     entries.forEach((entry, i) => {
       expect(entry.kept).to.equal(i % 7 === 0 ? 3000 : 50);
       expect(entry.cost).to.equal(entry.kept + ENTRY_OVERHEAD);

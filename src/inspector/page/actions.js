@@ -263,7 +263,9 @@ export class Actions {
     const now = Date.now();
     for (const li of /** @type {NodeListOf<HTMLElement>} */ (this.heldList.querySelectorAll('li[data-id]'))) {
       const el = li.querySelector('.deadline');
-      if (el !== null) el.textContent = `released in ${Math.max(0, Math.ceil((Number(li.dataset.deadline) - now) / 1000))} s`;
+      const text = `released in ${Math.max(0, Math.ceil((Number(li.dataset.deadline) - now) / 1000))} s`;
+      // Written only when it changed: a text set to what it was still costs a layout.
+      if (el !== null && el.textContent !== text) el.textContent = text;
     }
   }
 }

@@ -96,6 +96,7 @@ function addRows(id, rows) {
   if (inserted > 0) table.setSource(store.rowsOf(id), true);
   else table.appended(added);
   if (trimmedBelow > 0) table.trimmed(trimmedBelow);
+  requestDraw();
 }
 
 /** Selects the first connection when none is selected. */
@@ -146,13 +147,19 @@ const handlers = {
     // Rows the server did not send live (past its rate cap): counted here, loaded on Pause.
     const total = (skippedRows.get(s.connection) ?? 0) + s.count;
     skippedRows.set(s.connection, total);
-    // Drawn with the counts, once a second.
-    if (s.connection === selected) skippedStale = true;
+    // Drawn with the rows of the same batch.
+    if (s.connection === selected) {
+      skippedStale = true;
+      requestDraw();
+    }
   },
   stats(stats) {
-    // Drawn with the ages, once a second: a busy proxy's 50 connections change their counts
-    // twice a second each, and every change redrawn on its own costs the browser a layout.
-    if (store.updateStats(stats)) staleCounts.add(stats.id);
+    // Drawn together, with the rows of the same batch: a busy proxy's 50 connections each change
+    // their counts every second, and every change drawn on its own costs the browser a layout.
+    if (store.updateStats(stats)) {
+      staleCounts.add(stats.id);
+      requestDraw();
+    }
   },
   close(info) {
     store.upsertConnection(info);
@@ -228,7 +235,23 @@ pause.addEventListener('click', () => {
 /** Connections whose counts changed since they were last drawn. @type {Set<string>} */
 const staleCounts = new Set();
 
-setInterval(() => {
+/** Whether a draw of what arrived is requested for the next animation frame. */
+let drawRequested = false;
+
+/**
+ * Draws what arrived (rows, counts, the skipped count) at the next animation frame, once for
+ * everything the same batch carried: the server sends rows and counts together, once a second, and
+ * each draw costs the browser a style, layout and paint pass (and a wake-up of its processes),
+ * whatever its size. What the user does (scroll, filter, pause, select) is drawn at once.
+ */
+function requestDraw() {
+  if (drawRequested) return;
+  drawRequested = true;
+  requestAnimationFrame(drawArrived);
+}
+
+function drawArrived() {
+  drawRequested = false;
   for (const id of staleCounts) {
     const info = store.connections.get(id);
     if (info !== undefined) connections.updateCounts(info);
@@ -236,6 +259,13 @@ setInterval(() => {
   staleCounts.clear();
   if (skippedStale) showSkipped();
   skippedStale = false;
+  // Last: its scroll (following the tail) lays out everything written above in the same pass.
+  table.drawLive();
+}
+
+// The page's one timer: ages (to the minute) and the held messages' deadlines, written only when
+// their text changed; nothing at all when nothing did.
+setInterval(() => {
   connections.tick();
   actions.tickHeld();
 }, 1000);

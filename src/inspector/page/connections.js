@@ -7,12 +7,28 @@ import { formatSize } from './table.js';
 
 /** @typedef {import('./api.js').ConnectionInfo} ConnectionInfo */
 
-/** @param {number} ms */
+/**
+ * A duration: to the second (a closed connection's, which never changes again).
+ * @param {number} ms
+ */
 export function formatAge(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
+
+/**
+ * A live connection's age, to the minute: its text changes once a minute, not every second (each
+ * change of a text costs the browser a layout and a paint, on the proxy's machine, for every live
+ * connection; the exact opening time is in the item's title).
+ * @param {number} ms
+ */
+export function formatLiveAge(ms) {
+  const m = Math.max(0, Math.floor(ms / 60_000));
+  if (m < 1) return '<1m';
+  if (m < 60) return `${m}m`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** Frames and bytes each way. @param {ConnectionInfo} c */
@@ -40,6 +56,8 @@ export class ConnectionList {
     this.onSelect = onSelect;
     /** @type {Map<string, HTMLLIElement>} */
     this.items = new Map();
+    /** What each item shows now, as a string to compare. @type {Map<string, string>} */
+    this.shown = new Map();
     /** @type {string | null} */
     this.selected = null;
     list.setAttribute('role', 'listbox');
@@ -78,6 +96,7 @@ export class ConnectionList {
       if (!seen.has(id)) {
         li.remove();
         this.items.delete(id);
+        this.shown.delete(id);
       }
     }
     this.empty.hidden = this.items.size > 0;
@@ -87,6 +106,7 @@ export class ConnectionList {
   remove(id) {
     this.items.get(id)?.remove();
     this.items.delete(id);
+    this.shown.delete(id);
     this.empty.hidden = this.items.size > 0;
   }
 
@@ -103,6 +123,13 @@ export class ConnectionList {
       this.list.append(li);
       this.empty.hidden = true;
     }
+    // Rewritten only when what it shows changed: a sync (every open and close) goes through every item.
+    const shown = JSON.stringify([c.route, c.clientAddress, c.upstreamUrl, c.opened, c.closed, c.closeCodes]);
+    if (this.shown.get(c.id) === shown) {
+      this.updateCounts(c);
+      return;
+    }
+    this.shown.set(c.id, shown);
     li.classList.toggle('closed', c.closed !== null);
     li.dataset.opened = String(c.opened);
     li.dataset.closed = c.closed === null ? '' : String(c.closed);
@@ -117,7 +144,7 @@ export class ConnectionList {
       span('counts', countsText(c)),
       span('codes', codes),
     );
-    li.title = `${c.id}: client ${c.clientAddress ?? '?'}, upstream ${c.upstreamUrl ?? '?'}; ↑ from client, ↓ from upstream; close codes client/upstream`;
+    li.title = `${c.id}, opened ${new Date(c.opened).toLocaleString()}: client ${c.clientAddress ?? '?'}, upstream ${c.upstreamUrl ?? '?'}; ↑ from client, ↓ from upstream; close codes client/upstream`;
   }
 
   /**
@@ -138,11 +165,10 @@ export class ConnectionList {
   /** @param {HTMLElement} li */
   age(li) {
     const opened = Number(li.dataset.opened);
-    const closed = li.dataset.closed === '' ? Date.now() : Number(li.dataset.closed);
-    return formatAge(closed - opened);
+    return li.dataset.closed === '' ? formatLiveAge(Date.now() - opened) : formatAge(Number(li.dataset.closed) - opened);
   }
 
-  /** Refreshes the ages (once a second). */
+  /** Refreshes the ages (the page's tick, once a second: a text is written only when it changed). */
   tick() {
     for (const li of this.items.values()) {
       const el = li.querySelector('.age');

@@ -17,13 +17,6 @@ import { lowerBound } from './store.js';
 export const ROW_HEIGHT = 24;
 /** Rows rendered above and below the visible ones, so a fast scroll shows no blank. */
 const OVERSCAN = 10;
-/**
- * Milliseconds at least between two renders for rows that arrived (a scroll, a resize or a filter
- * renders at the next frame): nobody reads a tail that moves more than twice a second, and each
- * render (layout, scroll, paint of the table) costs the browser, on the proxy's machine, far more
- * than taking the rows in.
- */
-export const LIVE_RENDER_GAP = 500;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
@@ -54,43 +47,50 @@ export function matches(row, f) {
   return true;
 }
 
-/**
- * @param {string} name
- * @param {string} text
- * @param {string} [title]
- */
-function cell(name, text, title) {
+/** @param {string} name */
+function cell(name) {
   const span = document.createElement('span');
   span.className = `cell ${name}`;
   span.setAttribute('role', 'gridcell');
-  span.textContent = text;
-  if (title !== undefined) span.title = title;
   return span;
 }
 
-/** @param {Row} row */
-function rowElement(row) {
+/** An empty row element, for {@link fillRow}. */
+function rowElement() {
   const el = document.createElement('div');
-  el.className = `row from-${row.from}`;
-  el.id = `row-${row.seq}`;
-  el.dataset.seq = String(row.seq);
   el.setAttribute('role', 'row');
   el.style.height = `${ROW_HEIGHT}px`;
-  const arrow = row.from === 'client' ? '→' : '←';
-  let type = row.type;
-  if (!row.fin) type += ' …';
-  const t = cell('type', type);
-  if (row.injected === true) t.append(badge('sent', 'sent from the inspector'));
-  if (row.edited === true) t.append(badge('edited', 'edited at a breakpoint'));
-  const preview = row.type === 'close' && row.code !== undefined ? `${row.code} ${row.preview}` : row.preview;
-  el.append(
-    cell('time', formatTime(row.time), new Date(row.time).toISOString()),
-    cell('arrow', arrow, row.from === 'client' ? 'client → upstream' : 'upstream → client'),
-    t,
-    cell('size', formatSize(row.size), `${row.size} bytes`),
-    cell('preview', preview),
-  );
+  el.append(cell('time'), cell('arrow'), cell('type'), cell('size'), cell('preview'));
   return el;
+}
+
+/**
+ * Shows a row in a row element, new or reused (an element of a row that left the view takes a row
+ * that entered it: following a busy connection replaces every row in view at each draw, and a
+ * reused element costs the browser less than a new one). Only what differs is written.
+ * @param {HTMLElement} el
+ * @param {Row} row
+ * @param {boolean} selected
+ */
+function fillRow(el, row, selected) {
+  const [time, arrow, type, size, preview] = /** @type {HTMLElement[]} */ ([...el.children]);
+  setProperty(el, 'className', `row from-${row.from}`);
+  el.id = `row-${row.seq}`;
+  el.dataset.seq = String(row.seq);
+  setAttribute(el, 'aria-selected', String(selected));
+  setText(time, formatTime(row.time));
+  setProperty(time, 'title', new Date(row.time).toISOString());
+  setText(arrow, row.from === 'client' ? '→' : '←');
+  setProperty(arrow, 'title', row.from === 'client' ? 'client → upstream' : 'upstream → client');
+  const typeText = row.fin ? row.type : `${row.type} …`;
+  if (row.injected === true || row.edited === true || type.childElementCount > 0) {
+    type.replaceChildren(typeText);
+    if (row.injected === true) type.append(badge('sent', 'sent from the inspector'));
+    if (row.edited === true) type.append(badge('edited', 'edited at a breakpoint'));
+  } else setText(type, typeText);
+  setText(size, formatSize(row.size));
+  setProperty(size, 'title', `${row.size} bytes`);
+  setText(preview, row.type === 'close' && row.code !== undefined ? `${row.code} ${row.preview}` : row.preview);
 }
 
 /** @param {string} text @param {string} title */
@@ -133,11 +133,18 @@ export class MessageTable {
     this.rendered = new Map();
     /** The scrollTop the table set last: a scroll event elsewhere comes from the user. */
     this.ownScrollTop = -1;
+    /**
+     * The viewport's height and scroll position as last seen (by the resize observer, a scroll
+     * event, or the table's own scroll): a render reads no layout before it writes.
+     */
+    this.viewHeight = this.viewport.clientHeight;
+    this.scrollTopSeen = this.viewport.scrollTop;
     this.scheduled = false;
-    /** When the last render ran (performance.now()). */
-    this.lastRender = -Infinity;
-    /** @type {ReturnType<typeof setTimeout> | undefined} a render for rows, waiting for its gap */
-    this.liveTimer = undefined;
+    /**
+     * Whether rows arrived (or were trimmed) since the last render: they are drawn by
+     * {@link MessageTable.drawLive}, once per batch, not row by row.
+     */
+    this.stale = false;
 
     this.viewport.addEventListener('scroll', () => this.onScroll(), { passive: true });
     this.viewport.addEventListener('click', (e) => {
@@ -148,7 +155,10 @@ export class MessageTable {
     this.followBox.addEventListener('change', () => {
       if (this.followBox.checked) this.schedule();
     });
-    new ResizeObserver(() => this.schedule()).observe(this.viewport);
+    new ResizeObserver(() => {
+      this.viewHeight = this.viewport.clientHeight;
+      this.schedule();
+    }).observe(this.viewport);
   }
 
   get following() {
@@ -172,7 +182,7 @@ export class MessageTable {
       if (this.paused) this.frozenAt = rows.length === 0 ? 0 : rows[rows.length - 1].seq;
       for (const el of this.rendered.values()) el.remove();
       this.rendered.clear();
-      this.viewport.scrollTop = 0;
+      this.scrollTo(0);
     }
     this.rebuild();
   }
@@ -207,7 +217,7 @@ export class MessageTable {
       if (this.paused) this.pending++;
       else this.view.push(row);
     }
-    this.schedule(true);
+    this.stale = true;
   }
 
   /**
@@ -225,7 +235,7 @@ export class MessageTable {
       }
     }
     if (!this.following || this.paused) this.scrollTo(Math.max(0, this.viewport.scrollTop - n * ROW_HEIGHT));
-    this.schedule();
+    this.stale = true;
   }
 
   /** @param {Filter} filter */
@@ -296,68 +306,84 @@ export class MessageTable {
   scrollTo(top) {
     this.viewport.scrollTop = top;
     this.ownScrollTop = this.viewport.scrollTop;
+    this.scrollTopSeen = this.ownScrollTop;
   }
 
   onScroll() {
     const vp = this.viewport;
-    const user = Math.abs(vp.scrollTop - this.ownScrollTop) >= 1;
-    if (user && !this.paused) {
+    this.scrollTopSeen = vp.scrollTop;
+    // The table's own scrolls (follow-tail, trimming) were rendered with the scroll already: only the
+    // user's need a render.
+    if (Math.abs(vp.scrollTop - this.ownScrollTop) < 1) return;
+    if (!this.paused) {
       const atBottom = vp.scrollTop + vp.clientHeight >= vp.scrollHeight - ROW_HEIGHT / 2;
       if (this.followBox.checked !== atBottom) this.followBox.checked = atBottom;
     }
     this.schedule();
   }
 
-  /**
-   * Renders at the next frame, once however many rows arrived meanwhile; for rows that arrived
-   * (`live`), not sooner than {@link LIVE_RENDER_GAP} ms after the last render.
-   * @param {boolean} [live]
-   */
-  schedule(live = false) {
+  /** Renders at the next frame (a scroll, a resize, a filter: what the user did shows at once). */
+  schedule() {
     if (this.scheduled) return;
-    if (live) {
-      const wait = this.lastRender + LIVE_RENDER_GAP - performance.now();
-      if (wait > 0) {
-        this.liveTimer ??= setTimeout(() => {
-          this.liveTimer = undefined;
-          this.schedule();
-        }, wait);
-        return;
-      }
-    }
     this.scheduled = true;
     requestAnimationFrame(() => {
       this.scheduled = false;
-      this.lastRender = performance.now();
       this.render();
     });
   }
 
+  /**
+   * Draws the rows that arrived since the last render, if any (the page calls it once per batch
+   * received, at most once a second: nobody reads a tail that moves faster, and each render (layout,
+   * scroll, paint of the table) costs the browser, often on the proxy's machine, far more than
+   * taking the rows in).
+   */
+  drawLive() {
+    if (this.stale && !this.scheduled) this.render();
+  }
+
   render() {
+    this.stale = false;
     // Every DOM write below is skipped when it would write what is there already: a write, even of
-    // the same value, makes the browser lay out and paint the table again.
+    // the same value, makes the browser lay out and paint the table again. No layout is read
+    // (the height and position are those last seen), and the scroll goes last: the browser lays
+    // the page out once, when the scroll needs it, not once for a read and again for the frame.
     const vp = this.viewport;
     const total = this.view.length;
+    const viewHeight = this.viewHeight;
+    const scrolled = this.scrollTopSeen;
+    let top = scrolled;
+    const follow = this.following && !this.paused;
+    if (follow) top = Math.max(0, total * ROW_HEIGHT - viewHeight);
     const height = `${total * ROW_HEIGHT}px`;
     if (this.spacer.style.height !== height) this.spacer.style.height = height;
     setAttribute(vp, 'aria-rowcount', String(total));
-    if (this.following && !this.paused) {
-      const bottom = Math.max(0, total * ROW_HEIGHT - vp.clientHeight);
-      if (Math.abs(vp.scrollTop - bottom) >= 1) this.scrollTo(bottom);
-    }
 
-    const first = Math.max(0, Math.floor(vp.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total, Math.ceil((vp.scrollTop + vp.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(total, Math.ceil((top + viewHeight) / ROW_HEIGHT) + OVERSCAN);
     const keep = new Set();
+    for (let i = first; i < last; i++) keep.add(this.view[i].seq);
+    // Elements of rows that left the range take the rows that entered it; elements of rows still in
+    // range are kept as they are (a click between mousedown and mouseup lands on the same element).
+    /** @type {HTMLElement[]} */
+    const spare = [];
+    for (const [seq, el] of this.rendered) {
+      if (!keep.has(seq)) {
+        spare.push(el);
+        this.rendered.delete(seq);
+      }
+    }
     for (let i = first; i < last; i++) {
       const row = this.view[i];
-      keep.add(row.seq);
       let el = this.rendered.get(row.seq);
       if (el === undefined) {
-        el = rowElement(row);
-        el.setAttribute('aria-selected', String(row.seq === this.selectedSeq));
+        el = spare.pop();
+        if (el === undefined) {
+          el = rowElement();
+          this.spacer.append(el);
+        }
+        fillRow(el, row, row.seq === this.selectedSeq);
         this.rendered.set(row.seq, el);
-        this.spacer.append(el);
       }
       if (placed.get(el) !== i) {
         placed.set(el, i);
@@ -365,17 +391,11 @@ export class MessageTable {
         el.setAttribute('aria-rowindex', String(i + 1));
       }
     }
-    // Rows that scrolled out of range leave the DOM (elements in range are kept, not recreated:
-    // a click between mousedown and mouseup still lands on the same element).
-    for (const [seq, el] of this.rendered) {
-      if (!keep.has(seq)) {
-        el.remove();
-        this.rendered.delete(seq);
-      }
-    }
+    for (const el of spare) el.remove();
     if (this.pendingEl.hidden !== !this.paused) this.pendingEl.hidden = !this.paused;
     setText(this.pendingEl, `${this.pending} new`);
     setText(this.countEl, `${total} row${total === 1 ? '' : 's'}`);
+    if (follow && Math.abs(scrolled - top) >= 1) this.scrollTo(top);
   }
 }
 
@@ -385,6 +405,15 @@ const placed = new WeakMap();
 /** @param {HTMLElement} el @param {string} text */
 function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {'className' | 'title'} name
+ * @param {string} value
+ */
+function setProperty(el, name, value) {
+  if (el[name] !== value) el[name] = value;
 }
 
 /** @param {HTMLElement} el @param {string} name @param {string} value */
