@@ -24,9 +24,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { hasNativeMask } from '../src/protocol/mask.js';
-import { intReader } from './args.js';
+import { benchArgs, words } from './args.js';
 import { HOST, fmt, loadAverage, machine, median, medianRatio, sleep, waitFor } from './common.js';
 import type { EchoResult } from './inspector-load.js';
 import { commandLine, descendantsCpuMicros } from './inspector-proc.js';
@@ -69,42 +68,20 @@ const ROW_LABELS: Record<string, string> = {
 };
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: '3000' },
-      warmup: { type: 'string', default: '500' },
-      connections: { type: 'string', default: '50' },
-      'in-flight': { type: 'string', default: '32' },
-      size: { type: 'string', default: '64' },
-      rows: { type: 'string', default: 'def' },
-      page: { type: 'string', default: 'auto' },
-      'page-priority': { type: 'string', default: 'as-launched' },
-      'page-filter': { type: 'string', default: '' },
-      'proxy-flags': { type: 'string', default: '' },
-      help: { type: 'boolean', default: false },
-    },
+  const { values, int, letters, oneOf } = benchArgs(HELP, {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '3000' },
+    warmup: { type: 'string', default: '500' },
+    connections: { type: 'string', default: '50' },
+    'in-flight': { type: 'string', default: '32' },
+    size: { type: 'string', default: '64' },
+    rows: { type: 'string', default: 'def' },
+    page: { type: 'string', default: 'auto' },
+    'page-priority': { type: 'string', default: 'as-launched' },
+    'page-filter': { type: 'string', default: '' },
+    'proxy-flags': { type: 'string', default: '' },
+    help: { type: 'boolean', default: false },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = intReader(HELP);
-  const rows = values.rows ?? '';
-  const page = values.page ?? '';
-  if (rows === '' || ![...rows].every((r) => 'def'.includes(r))) {
-    console.error(`--rows takes letters of def\n${HELP}`);
-    process.exit(1);
-  }
-  if (page !== 'auto' && page !== 'chromium' && page !== 'sse') {
-    console.error(`--page takes auto, chromium or sse\n${HELP}`);
-    process.exit(1);
-  }
-  const pagePriority = values['page-priority'] ?? '';
-  if (pagePriority !== 'as-launched' && pagePriority !== 'normal') {
-    console.error(`--page-priority takes as-launched or normal\n${HELP}`);
-    process.exit(1);
-  }
   return {
     rounds: int('rounds', values.rounds, 1),
     durationMs: int('duration', values.duration, 100),
@@ -112,11 +89,11 @@ function parseOptions(): Options {
     connections: int('connections', values.connections, 1),
     inFlight: int('in-flight', values['in-flight'], 1),
     size: int('size', values.size, 1),
-    rows,
-    page,
-    pagePriority,
+    rows: letters('rows', values.rows, 'def'),
+    page: oneOf('page', values.page, ['auto', 'chromium', 'sse'] as const),
+    pagePriority: oneOf('page-priority', values['page-priority'], ['as-launched', 'normal'] as const),
     pageFilter: values['page-filter'] ?? '',
-    proxyFlags: (values['proxy-flags'] ?? '').split(' ').filter((f) => f !== ''),
+    proxyFlags: words(values['proxy-flags']),
   };
 }
 
