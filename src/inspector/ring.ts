@@ -26,7 +26,17 @@ const INFO = 6;
 
 /** Frame types by their code in a row's info word (bits 0-2). */
 const TYPES: readonly FrameType[] = ['continuation', 'text', 'binary', 'close', 'ping', 'pong'];
-const TYPE_CODES: Readonly<Record<FrameType, number>> = { continuation: 0, text: 1, binary: 2, close: 3, ping: 4, pong: 5 };
+/** A frame type's code in a row (its index in TYPES): a switch, not a lookup keyed by the type (see opcodeOf). */
+function typeCode(type: FrameType): number {
+  switch (type) {
+    case 'continuation': return 0;
+    case 'text': return 1;
+    case 'binary': return 2;
+    case 'close': return 3;
+    case 'ping': return 4;
+    case 'pong': return 5;
+  }
+}
 const FIN = 1 << 3;
 const BINARY = 1 << 4;
 const UPSTREAM = 1 << 5;
@@ -108,7 +118,7 @@ export class RowRing {
     words[base + OFFSET] = offset;
     words[base + SLAB] = keptSlab();
     const code = frame.code;
-    words[base + INFO] = TYPE_CODES[type] | (frame.fin ? FIN : 0) | (binary ? BINARY : 0) | (from === 'upstream' ? UPSTREAM : 0) |
+    words[base + INFO] = typeCode(type) | (frame.fin ? FIN : 0) | (binary ? BINARY : 0) | (from === 'upstream' ? UPSTREAM : 0) |
       (flags << FLAGS_SHIFT) | (code === undefined ? 0 : HAS_CODE | (code << CODE_SHIFT));
     rows.count++;
     return kept + ENTRY_OVERHEAD;
