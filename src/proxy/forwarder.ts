@@ -11,6 +11,7 @@ import { type Frame, closeFrame } from '../frame.js';
 import { MASK_IN_PLACE_MIN, checkSendable, wirePayload } from '../protocol/encode.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { type FrameWritable, transferPayload } from '../streams/frame-writable.js';
+import { toError } from '../transforms/stage.js';
 import { CurrentFrame } from './current-frame.js';
 import type { DeflateHop } from './deflate-hop.js';
 import { type FrameObserver, type ObserverHolder, observeFrame, type OnFrameResult, type ProxyRole, applyOnFrameResult } from './options.js';
@@ -594,7 +595,7 @@ export class Forwarder extends Writable implements ObserverHolder {
     if (isPromise(result)) {
       result.then(
         (value) => this.apply(frame, value, callback),
-        (err: unknown) => this.settle(callback, err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => this.settle(callback, toError(err)),
       );
     } else {
       this.apply(frame, result, callback);
@@ -610,14 +611,14 @@ export class Forwarder extends Writable implements ObserverHolder {
   }
 
   /**
-   * The observer failed: it sees no more frames of this direction, which goes on without it (a
-   * debugging hook must not end the connections it shows, nor hold them).
+   * @internal {@link ObserverHolder}: the observer failed (see `observeFrame`); it sees no more
+   * frames of this direction, which goes on without it (a debugging hook must not end the
+   * connections it shows, nor hold them).
    */
-  /** @internal {@link ObserverHolder}: the observer failed (see `observeFrame`). */
-  detachObserver(err: unknown): void {
+  detachObserver(err: Error): void {
     if (this.observer === undefined) return;
     this.observer = undefined;
-    this.context.onObserverError?.(err instanceof Error ? err : new Error(String(err)));
+    this.context.onObserverError?.(err);
   }
 
   private apply(frame: Frame, result: OnFrameResult, callback: Callback): void {

@@ -180,10 +180,10 @@ export class Link implements FrameSink, ObserverHolder {
    * direction, which goes on without it (a debugging hook must not end the connections it shows,
    * nor hold them).
    */
-  detachObserver(err: unknown): void {
+  detachObserver(err: Error): void {
     if (this.observer === undefined) return;
     this.observer = undefined;
-    this.owner.onLinkObserverError(this.from, err instanceof Error ? err : new Error(String(err)));
+    this.owner.onLinkObserverError(this.from, err);
   }
 
   /** @internal Sink: the burst of frames at hand is over. */

@@ -5,7 +5,7 @@
  */
 import type { Frame, FrameType } from '../frame.js';
 import { type PerMessageDeflateSettings, type ResolvedDeflateSettings, resolvePerMessageDeflate } from '../protocol/deflate.js';
-import type { Stage, StageContext } from '../transforms/stage.js';
+import { type Stage, type StageContext, toError } from '../transforms/stage.js';
 
 /** Which side of a proxied connection: the downstream `'client'` or the `'upstream'` server. */
 export type ProxyRole = 'client' | 'upstream';
@@ -51,8 +51,8 @@ export interface FrameObserver {
 
 /** What holds an observer for a direction (its `Forwarder` or its `Link`). @internal */
 export interface ObserverHolder {
-  /** The observer failed: it is detached from the direction, which goes on without it. */
-  detachObserver(err: unknown): void;
+  /** The observer failed (what it threw or rejected with, as an Error): it is detached from the direction, which goes on without it. */
+  detachObserver(err: Error): void;
 }
 
 /**
@@ -70,12 +70,12 @@ export function observeFrame(holder: ObserverHolder, observer: FrameObserver, fr
   try {
     held = observer.observe(frame);
   } catch (err) {
-    holder.detachObserver(err);
+    holder.detachObserver(toError(err));
     return undefined;
   }
   if (held === undefined) return undefined;
   return held.then(undefined, (err: unknown) => {
-    holder.detachObserver(err);
+    holder.detachObserver(toError(err));
     return frame;
   });
 }

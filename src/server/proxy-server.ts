@@ -16,7 +16,7 @@ import { defaultLogger } from '../proxy/log.js';
 import { type Logger, type ProxyOptions, kObserver, resolveOptions } from '../proxy/options.js';
 import type { ProxySummary } from '../proxy/lifecycle.js';
 import { WebSocketProxy } from '../proxy/websocket-proxy.js';
-import type { Stage, StageContext } from '../transforms/stage.js';
+import { type Stage, type StageContext, toError } from '../transforms/stage.js';
 import { type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServerObserver, chainObservers } from './observers.js';
 import { type ProxyServerOptions, type Refusal, type ResolvedServerOptions, type ServerTransforms, resolveServerOptions } from './options.js';
@@ -304,7 +304,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       ip = undefined; // the connection holds its slot until it ends
     } catch (err) {
       // User code failed (a hook, a target function, a stage factory) or did not settle in time.
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = toError(err);
       this.report(error, req);
       if (!socket.destroyed && socket.writable) refuse(500, 'Internal Server Error');
       else this.refused(req, match, 'aborted', error.message, started);
@@ -475,7 +475,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       const [code, reason] = this.drainCode;
       proxy.close(code, reason, code, reason);
     } catch (err) {
-      this.report(err instanceof Error ? err : new Error(String(err)), undefined);
+      this.report(toError(err), undefined);
     }
   }
 
@@ -498,7 +498,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.checkEmpty();
     this.metrics.closed(live.name, (performance.now() - live.since) / 1000);
     if (summary !== undefined) this.emitSafely('close', summary, live.route, proxy);
-    else this.report(err instanceof Error ? err : new Error(String(err)), undefined);
+    else this.report(toError(err), undefined);
   }
 
   private refused(req: IncomingMessage, match: RouteMatch | undefined, outcome: number | 'aborted', reason: string, started: number): void {
