@@ -558,10 +558,7 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
       ownsPayloads: !userCode,
       deflate: compression.deflate,
       // A piece of a frame (cut-through) counts as a frame once, at its first piece.
-      onInput: (frame) => {
-        if (frame.partial === undefined || frame.partial.offset === 0) this.onInput(from, frame);
-        else this.onPiece(from, frame);
-      },
+      onInput: (frame) => this.onLinkFrame(from, frame),
       onFrame: onFrame === undefined ? undefined : (frame) => onFrame(proxy, from.role, frame.type, frame.payload, frame.fin, frame.code),
       onDrop: (frame, forwardedAnyway) => {
         if (forwardedAnyway) this.options.logger.warn(`${from.role} close frame cannot be dropped; forwarding it unchanged`);
@@ -594,7 +591,10 @@ export class Lifecycle implements SideOwner, HeldSocketOwner, LinkOwner {
     pipeline(stages, (err) => this.onDirectionEnd(from, to, err ?? undefined));
   }
 
-  /** @internal {@link LinkOwner}: a frame of a direct path (a piece counts as a frame once, at its first). */
+  /**
+   * @internal {@link LinkOwner}: a frame reached the end of its direction, the direct path's or a
+   * Forwarder's (a piece counts as a frame once, at its first).
+   */
   onLinkFrame(from: Side, frame: Frame): void {
     if (frame.partial === undefined || frame.partial.offset === 0) this.onInput(from, frame);
     else this.onPiece(from, frame);
