@@ -159,7 +159,7 @@ export class Hub {
     const { maxMessagesPerConnection, maxBytesPerConnection } = this.options;
     const ring = conn.ring;
     // Full: the oldest goes first, so that the ring's storage never grows past the bound.
-    if (ring.length >= maxMessagesPerConnection) this.add(conn, -ring.shift());
+    if (ring.length >= maxMessagesPerConnection) this.shift(conn);
     this.add(conn, ring.record(frame, ++conn.seq, from, binary, bits, this.options.maxPayloadBytes, maxMessagesPerConnection));
     if ((bits & INJECTED) === 0) {
       const stats = from === 'client' ? conn.fromClient : conn.fromUpstream;
