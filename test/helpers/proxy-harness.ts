@@ -129,6 +129,20 @@ export async function startUpstream(
   };
 }
 
+/**
+ * An upstream that keeps the text of every message it receives (no echo), and its connections (to
+ * send from the upstream's side).
+ */
+export async function recordingUpstream(): Promise<{ upstream: Awaited<ReturnType<typeof startUpstream>>; received: string[]; sockets: WebSocket[] }> {
+  const received: string[] = [];
+  const sockets: WebSocket[] = [];
+  const upstream = await startUpstream((ws) => {
+    sockets.push(ws);
+    ws.on('message', (data: Buffer) => received.push(data.toString()));
+  });
+  return { upstream, received, sockets };
+}
+
 /** An upstream that echoes every message with its own type, and every close with its code and reason. */
 export function echo(ws: WebSocket): void {
   ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));

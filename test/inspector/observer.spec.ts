@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
 import { binaryFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
 import { Breakpoints, Holds } from '../../src/inspector/breakpoints.js';
 import { EventChannel } from '../../src/inspector/events.js';
@@ -8,7 +7,7 @@ import { Conn, Hub } from '../../src/inspector/hub.js';
 import { INSPECTOR_DEFAULTS } from '../../src/inspector/options.js';
 import { InspectObserver, type ObserverHost } from '../../src/inspector/observer.js';
 import { isHeld } from '../../src/proxy/dormant.js';
-import { startUpstream } from '../helpers/proxy-harness.js';
+import { recordingUpstream, startUpstream } from '../helpers/proxy-harness.js';
 import { wsClient } from '../helpers/proxy-peers.js';
 import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll, turns } from '../proxy/rig.js';
@@ -56,12 +55,7 @@ describe('inspector/observer', () => {
   });
 
   it('through a ProxyServer: closing the inspector mid-hold releases the held message as it is, and the connection goes on', async () => {
-    const received: string[] = [];
-    const sockets: WebSocket[] = [];
-    const upstream = await startUpstream((ws) => {
-      sockets.push(ws);
-      ws.on('message', (data: Buffer) => received.push(data.toString()));
-    });
+    const { upstream, received, sockets } = await recordingUpstream();
     onCleanup(() => upstream.close());
     const { server, url } = await listening({ target: upstream.url });
     const insp = await started({ server });

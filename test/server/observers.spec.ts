@@ -1,10 +1,9 @@
 import { expect } from 'chai';
-import type { WebSocket } from 'ws';
 import type { Frame } from '../../src/frame.js';
 import { MASK_IN_PLACE_MIN } from '../../src/protocol/encode.js';
 import type { FrameObserver } from '../../src/proxy/options.js';
 import { chainObservers } from '../../src/server/observers.js';
-import { startUpstream } from '../helpers/proxy-harness.js';
+import { recordingUpstream, startUpstream } from '../helpers/proxy-harness.js';
 import { recordingLogger, wsClient } from '../helpers/proxy-peers.js';
 import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll, turns } from '../proxy/rig.js';
@@ -17,12 +16,7 @@ function viewOf(role: string, frame: Frame): string {
 
 /** An upstream that keeps the text it receives (no echo), and the proxy's client. */
 async function sinkRig(observer: { connection?: () => void; direction: (role: string) => FrameObserver | undefined }, logger = recordingLogger()) {
-  const received: string[] = [];
-  const sockets: WebSocket[] = [];
-  const upstream = await startUpstream((ws) => {
-    sockets.push(ws);
-    ws.on('message', (data: Buffer) => received.push(data.toString()));
-  });
+  const { upstream, received, sockets } = await recordingUpstream();
   onCleanup(() => upstream.close());
   const { server, url } = await listening({ target: upstream.url, logger });
   server.addObserver({ connection: observer.connection ?? (() => undefined), direction: (ctx) => observer.direction(ctx.role) });
