@@ -39,6 +39,16 @@ function clientStalled(proxy: WebSocketProxy): Promise<void> {
   return until(() => proxy.client!.readable.stalls > 0);
 }
 
+/** A raw client and upstream through a proxy, the upstream's socket paused (it reads nothing). */
+async function stalledUpstreamRig() {
+  const rig = await rawRig();
+  const client = await rig.rawClient();
+  const upstream = await rig.upstream();
+  const outcome = await rig.proxy.nextOutcome();
+  upstream.socket.pause();
+  return { client, upstream, outcome };
+}
+
 describe('WebSocketProxy direct path (no user code on a direction)', () => {
   afterEach(releaseAll);
 
@@ -89,11 +99,7 @@ describe('WebSocketProxy direct path (no user code on a direction)', () => {
 
   it('stops reading the source while the destination is full, then relays everything in order', async function () {
     this.timeout(20_000);
-    const rig = await rawRig();
-    const client = await rig.rawClient();
-    const upstream = await rig.upstream();
-    const outcome = await rig.proxy.nextOutcome();
-    upstream.socket.pause();
+    const { client, upstream, outcome } = await stalledUpstreamRig();
     const frames = Array.from({ length: 40 }, (_, i) => binaryFrame(Buffer.alloc(256 * 1024, i)));
     client.socket.write(wireOf(frames, true));
     // The reader stalled: the direct path answered false, and the client's socket is not read.
@@ -105,11 +111,7 @@ describe('WebSocketProxy direct path (no user code on a direction)', () => {
 
   it('a source that closes while its last frames wait for the destination: they go first, then its close', async function () {
     this.timeout(20_000);
-    const rig = await rawRig();
-    const client = await rig.rawClient();
-    const upstream = await rig.upstream();
-    const outcome = await rig.proxy.nextOutcome();
-    upstream.socket.pause();
+    const { client, upstream, outcome } = await stalledUpstreamRig();
     const frames = Array.from({ length: 24 }, (_, i) => binaryFrame(Buffer.alloc(512 * 1024, i)));
     client.socket.write(wireOf([...frames, closeFrame(4000, 'done')], true));
     await new Promise((resolve) => setTimeout(resolve, 100));
