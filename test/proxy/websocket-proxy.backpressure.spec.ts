@@ -13,6 +13,25 @@ const GiB = 1024 * MiB;
 
 /** Captured at load time: fake timers elsewhere must not stop the polls. */
 const realSetTimeout = globalThis.setTimeout;
+/**
+ * A raw client through `proxy` and the raw upstream it reaches on `server`, both destroyed after the
+ * test; with `pauseUpstream`, the upstream's socket reads nothing from the start.
+ */
+async function rawPair(
+  proxy: Awaited<ReturnType<typeof startProxy>>,
+  server: Awaited<ReturnType<typeof rawUpgradeServer>>,
+  pauseUpstream: boolean,
+) {
+  const { socket: client } = await rawUpgradeClient(portOf(proxy.url));
+  onCleanup(() => client.destroy());
+  client.on('error', () => undefined);
+  const { socket: upstream } = await server.accept();
+  onCleanup(() => upstream.destroy());
+  if (pauseUpstream) upstream.pause();
+  const outcome = await proxy.nextOutcome();
+  return { client, upstream, outcome };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => realSetTimeout(resolve, ms));
 }
@@ -44,13 +63,7 @@ describe('WebSocketProxy backpressure', () => {
     onCleanup(() => server.close());
     const proxy = await startProxy({ upstream: `ws://127.0.0.1:${server.port}/`, proxyOptions: { lingeringTime: 1000, lingeringTimeout: 300 } });
     onCleanup(() => proxy.close());
-    const { socket: client } = await rawUpgradeClient(portOf(proxy.url));
-    onCleanup(() => client.destroy());
-    client.on('error', () => undefined);
-    const { socket: upstream } = await server.accept();
-    onCleanup(() => upstream.destroy());
-    upstream.pause();
-    const outcome = await proxy.nextOutcome();
+    const { client, upstream, outcome } = await rawPair(proxy, server, true);
 
     // One masked 1 MiB binary frame (exactly clientMaxFrameSize), written again and again.
     const frame = Buffer.concat(encodeFrame({ type: 'binary', fin: true, rsv1: false, payload: Buffer.alloc(MiB, 0x5a) }, Buffer.from([9, 8, 7, 6])));
@@ -129,12 +142,7 @@ describe('WebSocketProxy backpressure', () => {
     onCleanup(() => server.close());
     const proxy = await startProxy({ upstream: `ws://127.0.0.1:${server.port}/`, proxyOptions: { lingeringTime: 1000, lingeringTimeout: 300 } });
     onCleanup(() => proxy.close());
-    const { socket: client } = await rawUpgradeClient(portOf(proxy.url));
-    onCleanup(() => client.destroy());
-    client.on('error', () => undefined);
-    const { socket: upstream } = await server.accept();
-    onCleanup(() => upstream.destroy());
-    const outcome = await proxy.nextOutcome();
+    const { client, upstream, outcome } = await rawPair(proxy, server, false);
     const payload = Buffer.alloc(MiB, 0x5a);
     const frame = Buffer.concat(encodeFrame({ type: 'binary', fin: true, rsv1: false, payload }, Buffer.from([1, 2, 3, 4])));
     const frames = GiB / MiB;
@@ -202,13 +210,7 @@ describe('WebSocketProxy backpressure', () => {
       },
     });
     onCleanup(() => proxy.close());
-    const { socket: client } = await rawUpgradeClient(portOf(proxy.url));
-    onCleanup(() => client.destroy());
-    client.on('error', () => undefined);
-    const { socket: upstream } = await server.accept();
-    onCleanup(() => upstream.destroy());
-    upstream.pause();
-    const outcome = await proxy.nextOutcome();
+    const { client, upstream, outcome } = await rawPair(proxy, server, true);
 
     // Distinct 1 MiB payloads (each starts with its index), masked as a client sends them.
     const payloadOf = (i: number): Buffer => {
