@@ -28,7 +28,8 @@ export function formatLiveAge(ms) {
   const m = Math.max(0, Math.floor(ms / 60_000));
   if (m < 1) return '<1m';
   if (m < 60) return `${m}m`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+  // From an hour on, formatAge() is to the minute already.
+  return formatAge(ms);
 }
 
 /** Frames and bytes each way. @param {ConnectionInfo} c */
