@@ -9,17 +9,16 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { type Inspector, type InspectorOptions, inspector } from '../../src/index.js';
+import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
 import { startUpstream } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll } from '../proxy/rig.js';
 import { listening } from '../server/helpers.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const TOKEN = 'page-spec-token';
 /** Playwright's own bound on one wait: below mocha's, so a failure says what it waited for. */
 const WAIT_MS = 7000;
@@ -109,21 +108,9 @@ describe('inspector page (headless Chromium)', function () {
   let pageErrors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      inspector browser tests skipped: no Chromium at ${CHROMIUM}; install Debian's chromium or set CHROMIUM_PATH`);
-      this.skip();
-    }
+    skipWithoutChromium(this, 'inspector browser tests');
     this.timeout(30_000);
-    // launch() gives the browser a fresh temporary profile (user-data-dir), removed at close.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      chromiumSandbox: false,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
