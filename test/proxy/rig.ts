@@ -3,8 +3,9 @@
  * and a cleanup list that releases every handle, newest first, after each test.
  */
 import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import sinon from 'sinon';
-import type { ClientOptions, WebSocket, WebSocketServer } from 'ws';
+import { type ClientOptions, type PerMessageDeflateOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { ProxyOptions, WebSocketProxy } from '../../src/index.js';
 import { type ProxyServer, type StartProxyOptions, startProxy, startUpstream } from '../helpers/proxy-harness.js';
 import { RawPeer, type RecordingClient, portOf, rawClient, wsClient } from '../helpers/proxy-peers.js';
@@ -135,4 +136,32 @@ export async function rawRig(
       return peer;
     },
   };
+}
+
+/**
+ * A `ws` upstream echoing every message (or answering it with `reply`), compressing as `deflate`
+ * says; it keeps its requests, its sockets and the close code each socket ended with (in the order
+ * they closed).
+ */
+export async function compressingUpstream(
+  deflate: boolean | PerMessageDeflateOptions,
+  reply: (ws: WebSocket, data: Buffer, isBinary: boolean) => void = (ws, data, isBinary) => ws.send(data, { binary: isBinary }),
+): Promise<{ url: string; requests: http.IncomingMessage[]; sockets: WebSocket[]; closeCodes: number[] }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const requests: http.IncomingMessage[] = [];
+  const sockets: WebSocket[] = [];
+  const closeCodes: number[] = [];
+  wss.on('connection', (ws, req) => {
+    requests.push(req);
+    sockets.push(ws);
+    ws.on('error', () => undefined);
+    ws.on('close', (code) => closeCodes.push(code));
+    ws.on('message', (data: Buffer, isBinary) => reply(ws, data, isBinary));
+  });
+  onCleanup(() => new Promise<void>((resolve) => {
+    for (const ws of wss.clients) ws.terminate();
+    wss.close(() => resolve());
+  }));
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, requests, sockets, closeCodes };
 }

@@ -4,39 +4,19 @@
  * bomb, `perMessageDeflate: false`, and the same through a ProxyServer. Real `ws` peers on 127.0.0.1.
  */
 import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Transform } from 'readable-stream';
 import sinon from 'sinon';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import { WebSocket, type PerMessageDeflateOptions } from 'ws';
 import { type Frame, textFrame } from '../../src/frame.js';
 import type { ProxyOptions, WebSocketProxy } from '../../src/index.js';
 import { MessageDeflater, MessageInflater } from '../../src/protocol/deflate.js';
 import { createProxyServer } from '../../src/server/proxy-server.js';
 import { type StartProxyOptions, startProxy } from '../helpers/proxy-harness.js';
 import { type RecordingClient, recordClient, wsClient } from '../helpers/proxy-peers.js';
-import { onCleanup, releaseAll } from './rig.js';
-
-/** A `ws` upstream echoing every message, compressing as `deflate` says. */
-async function compressingUpstream(deflate: boolean | PerMessageDeflateOptions): Promise<{ url: string; requests: http.IncomingMessage[]; sockets: WebSocket[] }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  const requests: http.IncomingMessage[] = [];
-  const sockets: WebSocket[] = [];
-  wss.on('connection', (ws, req) => {
-    requests.push(req);
-    sockets.push(ws);
-    ws.on('error', () => undefined);
-    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-  });
-  onCleanup(() => new Promise<void>((resolve) => {
-    for (const ws of wss.clients) ws.terminate();
-    wss.close(() => resolve());
-  }));
-  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, requests, sockets };
-}
+import { compressingUpstream, onCleanup, releaseAll } from './rig.js';
 
 interface DeflateRig {
   url: string;
