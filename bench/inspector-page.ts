@@ -16,7 +16,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type CDPSession, type Page, chromium } from 'playwright-core';
 import { HOST } from './common.js';
 import { descendantsCpuMicros } from './inspector-proc.js';
 
@@ -32,7 +32,10 @@ export type PagePriority = 'as-launched' | 'normal';
 
 /** What a page showed by the end of a run. */
 export interface PageReport {
-  /** One line, e.g. `page live, Follow on, 1000 rows, newest seq 80012` or `SSE: 54.1 MB read`. */
+  /**
+   * One line, e.g. `page live, Follow on, 1000 rows, newest seq 80012; the page's main thread per
+   * second open: tasks 22.0 ms (...)` or `SSE: 54.1 MB read`.
+   */
   summary: string;
   /** Errors thrown in the page. */
   errors: string[];
@@ -115,14 +118,32 @@ async function openChromiumPage(browser: Browser, port: number, filter: string):
   if (!(await page.locator('#follow').isChecked())) await page.locator('#follow').check();
   // A filter that matches nothing tells the cost of receiving rows from the cost of drawing them.
   if (filter !== '') await page.locator('#filter-text').fill(filter);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const metricsBefore = await mainThreadMetrics(cdp);
+  const openedAt = performance.now();
   return {
     cpuMicros: browserCpuMicros,
     async close() {
-      const summary = await describePage(page);
+      const seconds = (performance.now() - openedAt) / 1000;
+      const after = await mainThreadMetrics(cdp);
+      const perSecond = (name: string): string => `${(((after[name] ?? 0) - (metricsBefore[name] ?? 0)) * 1000 / seconds).toFixed(1)} ms`;
+      const summary = `${await describePage(page)}; the page's main thread per second open: tasks ${perSecond('TaskDuration')} `
+        + `(script ${perSecond('ScriptDuration')}, layout ${perSecond('LayoutDuration')}, style ${perSecond('RecalcStyleDuration')})`;
       await context.close();
       return { summary, errors };
     },
   };
+}
+
+/**
+ * Chromium's counters of the page's main thread (`Performance.getMetrics`): seconds spent in tasks,
+ * script, layout and style so far. The rest of the browser's CPU (its other threads and processes:
+ * raster, compositor, the network service, IPC) is what the /proc figures add.
+ */
+async function mainThreadMetrics(cdp: CDPSession): Promise<Record<string, number>> {
+  const { metrics } = await cdp.send('Performance.getMetrics');
+  return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
 }
 
 /** The page's state as one line: live or not, Follow, the row count, the newest row drawn. */
