@@ -10,10 +10,10 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { type Inspector, type InspectorOptions, inspector } from '../../src/index.js';
-import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
+import { useChromium } from '../helpers/chromium.js';
 import { startUpstream } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/sockets.js';
 import { onCleanup, releaseAll } from '../proxy/rig.js';
@@ -103,23 +103,10 @@ async function expectRows(page: Page, expected: string[]): Promise<void> {
 }
 
 describe('inspector page (headless Chromium)', function () {
-  let browser: Browser | undefined;
-  let context: BrowserContext | undefined;
+  const chromium = useChromium('inspector browser tests');
   let pageErrors: string[] = [];
 
-  before(async function () {
-    skipWithoutChromium(this, 'inspector browser tests');
-    this.timeout(30_000);
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-  });
-
   afterEach(async () => {
-    await context?.close();
-    context = undefined;
     await releaseAll();
     const errors = pageErrors;
     pageErrors = [];
@@ -128,7 +115,7 @@ describe('inspector page (headless Chromium)', function () {
 
   /** A fresh page on the inspector, once its live channel is open. */
   async function openPage(insp: Inspector): Promise<Page> {
-    context = await browser!.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
+    const context = await chromium.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(WAIT_MS);
     const page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -11,10 +11,10 @@
  * Without a browser the suite is skipped, saying so once.
  */
 import { expect } from 'chai';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { PerMessageDeflateOptions, WebSocket } from 'ws';
 import type { ProxyServerOptions } from '../../src/index.js';
-import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
+import { useChromium } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/sockets.js';
 import { compressingUpstream, releaseAll } from '../proxy/rig.js';
 import { listening } from './helpers.js';
@@ -125,28 +125,12 @@ const MESSAGES: Outgoing[] = [
 ];
 
 describe('ProxyServer with a browser client (headless Chromium)', function () {
-  let browser: Browser | undefined;
-  let context: BrowserContext | undefined;
+  const chromium = useChromium('browser client tests');
 
-  before(async function () {
-    skipWithoutChromium(this, 'browser client tests');
-    this.timeout(30_000);
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-  });
-
-  afterEach(async () => {
-    await context?.close();
-    context = undefined;
-    await releaseAll();
-  });
+  afterEach(releaseAll);
 
   async function blankPage(): Promise<Page> {
-    context = await browser!.newContext();
-    return context.newPage();
+    return (await chromium.newContext()).newPage();
   }
 
   /** A proxy in front of a `ws` upstream that compresses or not, and echoes (or answers with `reply`). */
