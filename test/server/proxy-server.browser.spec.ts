@@ -7,13 +7,15 @@
  *
  * The page does the talking (a script evaluated in it: the project compiles without the DOM's
  * types) and reports what it saw; the tests assert the bytes, the negotiated extensions on both
- * hops, the close codes and reasons both ways, and a message over the client's limit.
+ * hops, the close codes and reasons both ways, a message over the client's limit, and the same
+ * over TLS (the fixture certificate, taken by the browser's context).
  * Without a browser the suite is skipped, saying so once.
  */
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import type { PerMessageDeflateOptions, WebSocket } from 'ws';
 import type { ProxyServerOptions } from '../../src/index.js';
+import { tls } from '../handshake/helpers.js';
 import { useChromium } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/sockets.js';
 import { compressingUpstream, releaseAll } from '../proxy/rig.js';
@@ -159,6 +161,19 @@ describe('ProxyServer with a browser client (headless Chromium)', function () {
     expect(upstream.requests[0]!.headers['sec-websocket-extensions']).to.match(/permessage-deflate/);
     expect(upstream.sockets[0]!.extensions).to.equal('permessage-deflate');
     expect(report.close).to.deep.equal({ code: 4001, reason: 'bye ✓', wasClean: true });
+  });
+
+  it('over TLS (wss://, the proxy\'s tls option), both hops compressed: every message comes back intact', async () => {
+    const upstream = await compressingUpstream(true);
+    const { port } = await listening({ target: upstream.url, tls });
+    // The fixture certificate is self-signed (for 127.0.0.1): the browser is told to take it.
+    const page = await (await chromium.newContext({ ignoreHTTPSErrors: true })).newPage();
+    const report = await page.evaluate<PageReport>(pageScript(`wss://127.0.0.1:${port}/chat`, { echo: MESSAGES, close: { code: 1000, reason: 'done' } }));
+
+    expectAllEchoed(report);
+    expect(report.extensions).to.match(/^permessage-deflate/);
+    expect(upstream.sockets[0]!.extensions).to.equal('permessage-deflate');
+    expect(report.close).to.deep.equal({ code: 1000, reason: 'done', wasClean: true });
   });
 
   it('the upstream closes: the browser gets its code and reason, cleanly', async () => {
