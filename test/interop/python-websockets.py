@@ -4,8 +4,10 @@ RFC 7692 implementation independent of `ws`: nothing here shares code with the p
 
   python-websockets.py server CONFIG
       An echo server on 127.0.0.1, port 0. Prints "PORT <n>" once listening, then one JSON line
-      per connection once it has closed (see `report`). Each message is sent back with its type;
-      the text "CMD close <code> [reason]" makes it close the connection with that code and reason.
+      per connection once it has closed (see `report`). Each message is sent back with its type,
+      whole, or on the path /fragmented in up to 5 frames cut anywhere (inside a character too).
+      The text "CMD close <code> [reason]" makes it close the connection with that code and reason.
+      "CMD raw <opcode> <hex>" makes it send that frame unchecked, as the client's "frames" step.
       CONFIG: {"deflate": null | keyword arguments of ServerPerMessageDeflateFactory}.
 
   python-websockets.py client URL SCENARIO
@@ -105,6 +107,18 @@ def described(message):
     return entry
 
 
+async def send_back(ws, message):
+    if ws.path != "/fragmented":
+        return await ws.send(message)
+    # write_frame(): the library's send() fragments only between whole items, and text by characters
+    data = message.encode() if isinstance(message, str) else message
+    size = max(1, -(-len(data) // 5))
+    chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+    opcode = Opcode.TEXT if isinstance(message, str) else Opcode.BINARY
+    for i, chunk in enumerate(chunks):
+        await ws.write_frame(i == len(chunks) - 1, opcode if i == 0 else Opcode.CONT, chunk)
+
+
 async def echo(ws):
     counts = watch(ws)
     try:
@@ -113,7 +127,11 @@ async def echo(ws):
                 parts = message.split(" ", 3)
                 await ws.close(int(parts[2]), parts[3] if len(parts) > 3 else "")
                 break
-            await ws.send(message)
+            if isinstance(message, str) and message.startswith("CMD raw "):
+                _, _, opcode, data = message.split(" ")
+                await ws.write_frame(True, OPCODES[opcode], bytes.fromhex(data))
+                continue
+            await send_back(ws, message)
     except websockets.ConnectionClosed:
         pass
     await ws.wait_closed()

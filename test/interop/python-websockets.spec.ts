@@ -207,17 +207,30 @@ async function proxyTo(upstream: string, options: Omit<ProxyServerOptions, 'targ
   return url;
 }
 
+/** How {@link echoThrough} runs. */
+interface EchoOptions {
+  /** The ProxyServer's options. */
+  proxy?: Omit<ProxyServerOptions, 'target'>;
+  /** Whether the proxy upper-cases text (what the echoes are compared with). */
+  upper?: boolean;
+  /** `/fragmented`: the upstream sends each echo in up to 5 frames, cut anywhere. */
+  path?: '/echo' | '/fragmented';
+}
+
+/** Two stages that change nothing, one per direction: the proxy must inflate and compress again around them. */
+const IDLE_STAGES = { client: () => [new PassThrough({ objectMode: true })], upstream: () => [new PassThrough({ objectMode: true })] };
+
 /** Python client -> proxy -> Python echo server, the echo scenario then a client close of 1000. */
-async function echoThrough(client: Deflate, upstream: Deflate, options: Omit<ProxyServerOptions, 'target'> = {}, upper = false): Promise<{ result: ClientResult; server: ServerReport }> {
+async function echoThrough(client: Deflate, upstream: Deflate, { proxy: options = {}, upper = false, path = '/echo' }: EchoOptions = {}): Promise<{ result: ClientResult; server: ServerReport }> {
   const server = await pythonServer(upstream);
   const proxy = await proxyTo(server.url, options);
-  const result = await pythonClient(`${proxy}/echo`, client, [...echoScenario(), { close: [1000, 'done'] }]);
+  const result = await pythonClient(proxy + path, client, [...echoScenario(), { close: [1000, 'done'] }]);
   expect(result.error, JSON.stringify(result)).to.equal(undefined);
   expect(digests(result)).to.deep.equal(echoed(upper));
   expect(result.pongs).to.equal(2);
   expect(result.closeReceived).to.deep.equal({ code: 1000, reason: 'done' });
   const report = await server.nextReport();
-  expect(report.path).to.equal('/echo');
+  expect(report.path).to.equal(path);
   expect(report.messages).to.equal(ECHO_MESSAGES);
   expect(report.closeReceived).to.deep.equal({ code: 1000, reason: 'done' });
   return { result, server: report };
@@ -240,6 +253,10 @@ describe('interop: Python websockets through the proxy', function () {
       expect(server.extensions).to.equal(null);
       expect(result.received[1]!.text).to.equal('héllo wörld ✓ 😀 ∑');
       expect(result.compressed).to.equal(0);
+    });
+
+    it('echoes sent fragmented by the upstream, cut inside characters', async () => {
+      await echoThrough(null, null, { path: '/fragmented' });
     });
 
     for (const close of [{ code: 1000, reason: 'client done ✓' }, { code: 4000, reason: 'client 4000' }]) {
@@ -274,12 +291,20 @@ describe('interop: Python websockets through the proxy', function () {
   });
 
   describe('permessage-deflate', () => {
-    it('both hops compressed (defaults): negotiated on each, echoes intact, compressed frames passed on', async () => {
-      const { result, server } = await echoThrough({}, {});
-      expect(result.extensions).to.match(/^permessage-deflate\b/);
-      expect(server.extensions).to.match(/^permessage-deflate\b/);
-      // websockets compresses every message: with no user code on a direction the proxy relays its
-      // compressed frames as they came, so each message reaches either end compressed.
+    for (const path of ['/echo', '/fragmented'] as const) {
+      it(`both hops compressed (defaults): negotiated on each, compressed frames passed on, echoes on ${path} intact`, async () => {
+        const { result, server } = await echoThrough({}, {}, { path });
+        expect(result.extensions).to.match(/^permessage-deflate\b/);
+        expect(server.extensions).to.match(/^permessage-deflate\b/);
+        // websockets compresses every message: with no user code on a direction the proxy relays
+        // its compressed frames as they came, so each message reaches either end compressed.
+        expect(server.compressed).to.equal(ECHO_MESSAGES);
+        expect(result.compressed).to.equal(ECHO_MESSAGES);
+      });
+    }
+
+    it('both hops compressed, the upstream fragmenting its echoes, a stage on each direction', async () => {
+      const { result, server } = await echoThrough({}, {}, { path: '/fragmented', proxy: { perMessageDeflate: { threshold: 0 }, transforms: IDLE_STAGES } });
       expect(server.compressed).to.equal(ECHO_MESSAGES);
       expect(result.compressed).to.equal(ECHO_MESSAGES);
     });
@@ -292,10 +317,7 @@ describe('interop: Python websockets through the proxy', function () {
       });
 
       it(`${set.name}, a stage on each direction: the proxy inflates, then compresses every message again`, async () => {
-        const { result, server } = await echoThrough(set.client, set.upstream, {
-          perMessageDeflate: { threshold: 0 },
-          transforms: { client: () => [new PassThrough({ objectMode: true })], upstream: () => [new PassThrough({ objectMode: true })] },
-        });
+        const { result, server } = await echoThrough(set.client, set.upstream, { proxy: { perMessageDeflate: { threshold: 0 }, transforms: IDLE_STAGES } });
         expect(result.extensions).to.match(set.clientHop);
         expect(server.extensions).to.match(set.upstreamHop);
         expect(server.compressed).to.equal(ECHO_MESSAGES);
@@ -319,16 +341,19 @@ describe('interop: Python websockets through the proxy', function () {
       expect(result.compressed + server.compressed).to.equal(0);
     });
 
-    it('a stage upper-casing text on compressed hops: it sees plain text, the client gets it compressed', async () => {
-      const { result, server } = await echoThrough({}, {}, {
-        perMessageDeflate: { threshold: 0 },
-        transforms: { upstream: () => [mapText((s) => s.toUpperCase())] },
-      }, true);
-      // the digests above say it all; the same, readable, for the texts cut between frames
-      expect(result.received.map((m) => m.text)).to.include.members(['HÉLLO WÖRLD ✓ 😀 ∑', 'CAFÉ ✓', 'FRAGMÉNTED ✓', 'INTERLEAVED ✓']);
-      expect(result.compressed).to.equal(ECHO_MESSAGES);
-      expect(server.compressed).to.equal(ECHO_MESSAGES);
-    });
+    for (const path of ['/echo', '/fragmented'] as const) {
+      it(`a stage upper-casing text on compressed hops, echoes on ${path}: it sees plain text, the client gets it compressed`, async () => {
+        const { result, server } = await echoThrough({}, {}, {
+          path,
+          upper: true,
+          proxy: { perMessageDeflate: { threshold: 0 }, transforms: { upstream: () => [mapText((s) => s.toUpperCase())] } },
+        });
+        // the digests say it all; the same, readable, for the texts cut between frames
+        expect(result.received.map((m) => m.text)).to.include.members(['HÉLLO WÖRLD ✓ 😀 ∑', 'CAFÉ ✓', 'FRAGMÉNTED ✓', 'INTERLEAVED ✓']);
+        expect(result.compressed).to.equal(ECHO_MESSAGES);
+        expect(server.compressed).to.equal(ECHO_MESSAGES);
+      });
+    }
 
     it("passes a compressed upstream's close 4001 and its reason to the client", async () => {
       const server = await pythonServer({});
@@ -339,7 +364,7 @@ describe('interop: Python websockets through the proxy', function () {
     });
   });
 
-  describe('protocol violations by the client', () => {
+  describe('protocol violations', () => {
     // websockets' write_frame() frames whatever it is given (through its own deflate when
     // negotiated); it refuses only what its Frame.check() catches (reserved bits, long or
     // fragmented control frames) and its Opcode enum (reserved opcodes), so those violations
@@ -363,7 +388,7 @@ describe('interop: Python websockets through the proxy', function () {
       { name: 'a close frame whose reason is invalid UTF-8', frames: [['close', '03e8ff']], code: 1007, started: 1 },
     ];
     for (const { name, frames, code, started } of violations) {
-      it(`${name}: the client gets ${code}, the upstream 1001`, async () => {
+      it(`the client sending ${name}: it gets ${code}, the upstream 1001`, async () => {
         const server = await pythonServer(null);
         const result = await pythonClient(await proxyTo(server.url), null, [{ send: 'before' }, { recv: 1 }, { frames }, { wait_closed: true }]);
         expect(result.error, JSON.stringify(result)).to.equal(undefined);
@@ -375,7 +400,21 @@ describe('interop: Python websockets through the proxy', function () {
       });
     }
 
-    it('invalid UTF-8 in a compressed text message, both hops compressed: 1007 reaches the client', async () => {
+    for (const { name, opcode, payload, code } of [
+      { name: 'invalid UTF-8 in a text message', opcode: 'text', payload: '68c328', code: 1007 },
+      { name: 'a close frame of code 999', opcode: 'close', payload: '03e7', code: 1002 },
+    ]) {
+      it(`the upstream sending ${name}: it gets ${code}, the client 1001`, async () => {
+        const server = await pythonServer(null);
+        const result = await pythonClient(await proxyTo(server.url), null, [{ send: `CMD raw ${opcode} ${payload}` }, { wait_closed: true }]);
+        expect(result.error, JSON.stringify(result)).to.equal(undefined);
+        expect(result.received).to.deep.equal([]);
+        expect(result.closeReceived?.code).to.equal(1001);
+        expect((await server.nextReport()).closeReceived?.code).to.equal(code);
+      });
+    }
+
+    it('the client sending invalid UTF-8 in a compressed text message, both hops compressed: 1007 (the upstream\'s) reaches it', async () => {
       // passed through compressed, the text is checked by the upstream, whose 1007 the proxy relays
       const server = await pythonServer({});
       const result = await pythonClient(await proxyTo(server.url), {}, [{ send: 'before' }, { recv: 1 }, { frames: [['text', '68c328']] }, { wait_closed: true }]);
