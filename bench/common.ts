@@ -66,7 +66,10 @@ export function fmt(value: number, digits: number): string {
 /** `node <version>, <cores> x <CPU model>`: the start of a benchmark's first line. */
 export function machine(): string {
   const cpus = os.cpus();
-  return `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}`;
+  // Node's flags change the figures (e.g. --initial-old-space-size for large messages: see
+  // docs/performance.md), so the header says which ran.
+  const flags = process.execArgv.length === 0 ? 'no node flags' : `node flags: ${process.execArgv.join(' ')}`;
+  return `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${flags}`;
 }
 
 /** The 1, 5 and 15 minute load averages: a busy machine makes every figure lower. */
