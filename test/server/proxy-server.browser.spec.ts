@@ -13,7 +13,7 @@
  */
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
-import type { PerMessageDeflateOptions, WebSocket } from 'ws';
+import type { PerMessageDeflateOptions } from 'ws';
 import type { ProxyServerOptions } from '../../src/index.js';
 import { tls } from '../handshake/helpers.js';
 import { useChromium } from '../helpers/chromium.js';
@@ -177,14 +177,13 @@ describe('ProxyServer with a browser client (headless Chromium)', function () {
   });
 
   it('the upstream closes: the browser gets its code and reason, cleanly', async () => {
-    const { url, upstream } = await rig(true);
+    // The echo, then the close: the page is then waiting for the other side's close.
+    const { url } = await rig(true, {}, (ws, data, isBinary) => {
+      ws.send(data, { binary: isBinary });
+      ws.close(4002, 'server going: 日本');
+    });
     const page = await blankPage();
-    const report = page.evaluate<PageReport>(pageScript(url, { echo: [{ text: 'hello' }] }));
-    await waitFor(() => upstream.sockets.length === 1);
-    const ws: WebSocket = upstream.sockets[0]!;
-    // After the echo: the page is then waiting for the close.
-    ws.once('message', () => ws.close(4002, 'server going: 日本'));
-    const seen = await report;
+    const seen = await page.evaluate<PageReport>(pageScript(url, { echo: [{ text: 'hello' }] }));
     expect(seen.echoes.map((e) => e.same)).to.deep.equal([true]);
     expect(seen.close).to.deep.equal({ code: 4002, reason: 'server going: 日本', wasClean: true });
   });
