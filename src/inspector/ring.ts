@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-import type { Frame, FrameType } from '../frame.js';
+import { type Frame, type FrameType, opcodeOf } from '../frame.js';
 import type { ProxyRole } from '../proxy/options.js';
 import { turnTime } from './clock.js';
 import { ENTRY_OVERHEAD, Entry, keptLength } from './row.js';
@@ -26,16 +26,13 @@ const INFO = 6;
 
 /** Frame types by their code in a row's info word (bits 0-2). */
 const TYPES: readonly FrameType[] = ['continuation', 'text', 'binary', 'close', 'ping', 'pong'];
-/** A frame type's code in a row (its index in TYPES): a switch, not a lookup keyed by the type (see opcodeOf). */
+/**
+ * A frame type's code in a row (its index in TYPES): its opcode, the control opcodes (8-10) moved
+ * down to 3-5 so that the code fits in 3 bits.
+ */
 function typeCode(type: FrameType): number {
-  switch (type) {
-    case 'continuation': return 0;
-    case 'text': return 1;
-    case 'binary': return 2;
-    case 'close': return 3;
-    case 'ping': return 4;
-    case 'pong': return 5;
-  }
+  const opcode = opcodeOf(type)!;
+  return opcode < 8 ? opcode : opcode - 5;
 }
 const FIN = 1 << 3;
 const BINARY = 1 << 4;
@@ -63,11 +60,16 @@ interface Rows {
 const finalizer = new FinalizationRegistry<Rows>(releaseRows);
 
 function releaseRows(rows: Rows): void {
-  while (rows.count > 0) {
-    releaseSlab(rows.words[rows.head * WORDS + SLAB]!);
-    rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
-    rows.count--;
-  }
+  while (rows.count > 0) dropHead(rows);
+}
+
+/** Lets the first row go (its slab's share too): returns where its words start. */
+function dropHead(rows: Rows): number {
+  const base = rows.head * WORDS;
+  releaseSlab(rows.words[base + SLAB]!);
+  rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
+  rows.count--;
+  return base;
 }
 
 /** A connection's kept rows. @internal */
@@ -132,10 +134,7 @@ export class RowRing {
   shift(): number {
     const rows = this.rows;
     if (rows.count === 0) return 0;
-    const base = rows.head * WORDS;
-    releaseSlab(rows.words[base + SLAB]!);
-    rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
-    rows.count--;
+    const base = dropHead(rows);
     this.firstSeq++;
     return rows.words[base + KEPT]! + ENTRY_OVERHEAD;
   }

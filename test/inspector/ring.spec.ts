@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { binaryFrame, closeFrame, textFrame } from '../../src/index.js';
+import { binaryFrame, closeFrame, continuationFrame, pingFrame, pongFrame, textFrame } from '../../src/index.js';
 import { RowRing } from '../../src/inspector/ring.js';
 import { EDITED, ENTRY_OVERHEAD, INJECTED } from '../../src/inspector/row.js';
 import { slabCounts } from '../../src/inspector/slab.js';
@@ -43,6 +43,14 @@ describe('inspector/ring', () => {
     const binary = ring.entry(8)!;
     expect(binary).to.include({ from: 'client', type: 'binary', fin: false, size: 3, code: undefined, flags: 0, binary: true, kept: 2 });
     expect([...binary.payload]).to.deep.equal([1, 2]);
+    ring.clear();
+  });
+
+  it('reads back every frame type', () => {
+    const ring = new RowRing();
+    const frames = [textFrame('t', false), continuationFrame('c'), binaryFrame('b'), closeFrame(1000), pingFrame('p'), pongFrame('q')];
+    frames.forEach((frame, i) => ring.record(frame, i + 1, 'client', false, 0, 100, 10));
+    expect(frames.map((_, i) => ring.at(i)!.type)).to.deep.equal(['text', 'continuation', 'binary', 'close', 'ping', 'pong']);
     ring.clear();
   });
 
