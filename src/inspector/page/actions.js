@@ -4,6 +4,7 @@
  * breakpoints and the messages they hold, and the download links.
  */
 import { apiUrl, connectionPath, postJson, request } from './api.js';
+import { setText } from './table.js';
 
 /** @typedef {import('./api.js').Breakpoint} Breakpoint */
 /** @typedef {import('./api.js').HeldMessage} HeldMessage */
@@ -263,9 +264,7 @@ export class Actions {
     const now = Date.now();
     for (const li of /** @type {NodeListOf<HTMLElement>} */ (this.heldList.querySelectorAll('li[data-id]'))) {
       const el = li.querySelector('.deadline');
-      const text = `released in ${Math.max(0, Math.ceil((Number(li.dataset.deadline) - now) / 1000))} s`;
-      // Written only when it changed: a text set to what it was still costs a layout.
-      if (el !== null && el.textContent !== text) el.textContent = text;
+      if (el !== null) setText(el, `released in ${Math.max(0, Math.ceil((Number(li.dataset.deadline) - now) / 1000))} s`);
     }
   }
 }

@@ -7,7 +7,7 @@ import { Actions, compile } from './actions.js';
 import { ConnectionList } from './connections.js';
 import { Detail } from './detail.js';
 import { MAX_ROWS, Store } from './store.js';
-import { MessageTable } from './table.js';
+import { MessageTable, setText } from './table.js';
 
 /** @typedef {import('./api.js').MessageRow} MessageRow */
 
@@ -115,8 +115,7 @@ let skippedStale = false;
 function showSkipped() {
   const count = selected === null ? 0 : skippedRows.get(selected) ?? 0;
   skippedEl.hidden = count === 0;
-  const text = `${count} skipped live`;
-  if (skippedEl.textContent !== text) skippedEl.textContent = text;
+  setText(skippedEl, `${count} skipped live`);
 }
 
 /** @type {import('./api.js').EventHandlers} */

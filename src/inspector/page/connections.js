@@ -3,7 +3,7 @@
  * The connection list: route, client, upstream, age, frames and bytes each way, close codes. One
  * element per connection, updated in place (a click never lands on a replaced element).
  */
-import { formatSize } from './table.js';
+import { formatSize, setText } from './table.js';
 
 /** @typedef {import('./api.js').ConnectionInfo} ConnectionInfo */
 
@@ -158,9 +158,7 @@ export class ConnectionList {
       this.update(c);
       return;
     }
-    const text = countsText(c);
-    // A text set to what it was still makes the browser lay the list out again.
-    if (el.textContent !== text) el.textContent = text;
+    setText(el, countsText(c));
   }
 
   /** @param {HTMLElement} li */
@@ -174,8 +172,7 @@ export class ConnectionList {
     for (const li of this.items.values()) {
       const el = li.querySelector('.age');
       if (el === null || li.dataset.closed !== '') continue;
-      const text = this.age(li);
-      if (el.textContent !== text) el.textContent = text;
+      setText(el, this.age(li));
     }
   }
 

@@ -402,8 +402,12 @@ export class MessageTable {
 /** The index each rendered row element is placed at. @type {WeakMap<HTMLElement, number>} */
 const placed = new WeakMap();
 
-/** @param {HTMLElement} el @param {string} text */
-function setText(el, text) {
+/**
+ * Sets an element's text only when it differs: a text set to what it was still costs the browser a
+ * layout (the page's timers and batches rewrite many texts that did not change).
+ * @param {Element} el @param {string} text
+ */
+export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
