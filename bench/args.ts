@@ -51,9 +51,12 @@ export interface BenchArgs<V> {
   oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T;
 }
 
+/** The option every bench has. */
+const HELP_OPTION = { help: { type: 'boolean', default: false } } as const;
+
 /**
- * Parses the process's arguments against a bench's options (strict: an unknown option exits with
- * the usage text), prints the usage text and exits on `--help` (the bench declares `help` itself).
+ * Parses the process's arguments against a bench's options and `--help` (strict: an unknown option
+ * exits with the usage text), prints the usage text and exits on `--help`.
  *
  * @param help - the usage text
  * @param options - the bench's options, with their defaults
@@ -62,11 +65,12 @@ export interface BenchArgs<V> {
 export function benchArgs<O extends NonNullable<ParseArgsConfig['options']>>(help: string, options: O): BenchArgs<Values<O>> {
   let parsed: ReturnType<typeof parseArgs<{ options: O; strict: true }>>;
   try {
-    parsed = parseArgs({ options, strict: true });
+    parsed = parseArgs({ options: { ...options, ...HELP_OPTION }, strict: true });
   } catch (err) {
     usageError((err as Error).message, help);
   }
   const values = parsed.values;
+  // `help` is not among the bench's own options' types, but parsed with them.
   if ((values as { help?: boolean }).help === true) {
     console.log(help);
     process.exit(0);

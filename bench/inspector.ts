@@ -80,7 +80,6 @@ function parseOptions(): Options {
     'page-priority': { type: 'string', default: 'as-launched' },
     'page-filter': { type: 'string', default: '' },
     'proxy-flags': { type: 'string', default: '' },
-    help: { type: 'boolean', default: false },
   });
   return {
     rounds: int('rounds', values.rounds, 1),

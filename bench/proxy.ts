@@ -281,19 +281,18 @@ const HELP = `Usage: node dist/bench/proxy.js [options]
 
 function parseOptions(): Options {
   const { values, int, letters } = benchArgs(HELP, {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: '3000' },
-      warmup: { type: 'string', default: '500' },
-      connections: { type: 'string', default: '50' },
-      idle: { type: 'string', default: '5000' },
-      rows: { type: 'string', default: 'abcd' },
-      scenarios: { type: 'string', default: 'small1,small32,large' },
-      soak: { type: 'boolean', default: false },
-      deflate: { type: 'boolean', default: false },
-      'soak-connections': { type: 'string', default: '10000' },
-      'soak-duration': { type: 'string', default: '60000' },
-      'soak-rows': { type: 'string', default: 'bc' },
-      help: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '3000' },
+    warmup: { type: 'string', default: '500' },
+    connections: { type: 'string', default: '50' },
+    idle: { type: 'string', default: '5000' },
+    rows: { type: 'string', default: 'abcd' },
+    scenarios: { type: 'string', default: 'small1,small32,large' },
+    soak: { type: 'boolean', default: false },
+    deflate: { type: 'boolean', default: false },
+    'soak-connections': { type: 'string', default: '10000' },
+    'soak-duration': { type: 'string', default: '60000' },
+    'soak-rows': { type: 'string', default: 'bc' },
   });
   const soakRows = letters('soak-rows', values['soak-rows'], 'bc', true);
   return {

@@ -142,7 +142,6 @@ async function main(): Promise<void> {
     messages: { type: 'string', default: '2000' },
     size: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '6' },
-    help: { type: 'boolean', default: false },
   });
   const relays = (values.relays ?? '').split(',').filter((r) => r !== '');
   for (const r of relays) if (!RELAYS.includes(r as Relay)) usageError(`--relays takes ${RELAYS.join(', ')}`, HELP);

@@ -57,15 +57,14 @@ const ROW_LABELS: Record<string, string> = {
 
 function parseOptions(): Options {
   const { values, int, letters } = benchArgs(HELP, {
-      rounds: { type: 'string', default: '5' },
-      duration: { type: 'string', default: '3000' },
-      warmup: { type: 'string', default: '500' },
-      concurrency: { type: 'string', default: '1,32' },
-      rows: { type: 'string', default: 'abcd' },
-      idle: { type: 'string', default: '10000' },
-      'idle-rows': { type: 'string', default: 'bcd' },
-      'proxy-flags': { type: 'string', default: '' },
-      help: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '3000' },
+    warmup: { type: 'string', default: '500' },
+    concurrency: { type: 'string', default: '1,32' },
+    rows: { type: 'string', default: 'abcd' },
+    idle: { type: 'string', default: '10000' },
+    'idle-rows': { type: 'string', default: 'bcd' },
+    'proxy-flags': { type: 'string', default: '' },
   });
   const rows = letters('rows', values.rows, 'abcd', true);
   const idleRows = letters('idle-rows', values['idle-rows'], 'bcd', true);

@@ -38,22 +38,21 @@ const MiB = 2 ** 20;
 
 function parseOptions() {
   const { values, int } = benchArgs(HELP, {
-      connections: { type: 'string', default: '10000' },
-      duration: { type: 'string', default: '600000' },
-      sample: { type: 'string', default: '10000' },
-      table: { type: 'string', default: '60000' },
-      seed: { type: 'string', default: String(DEFAULT_PLAN.seed) },
-      'churn-min': { type: 'string', default: String(DEFAULT_PLAN.churnMin * 100) },
-      'churn-max': { type: 'string', default: String(DEFAULT_PLAN.churnMax * 100) },
-      'min-period': { type: 'string', default: String(DEFAULT_PLAN.minPeriodMs) },
-      'max-period': { type: 'string', default: String(DEFAULT_PLAN.maxPeriodMs) },
-      settle: { type: 'string', default: '10000' },
-      svg: { type: 'string', default: 'docs/soak.svg' },
-      csv: { type: 'string', default: 'docs/soak.csv' },
-      json: { type: 'string', default: 'docs/soak.json' },
-      snapshots: { type: 'string' },
-      'proxy-flags': { type: 'string', default: '' },
-      help: { type: 'boolean', default: false },
+    connections: { type: 'string', default: '10000' },
+    duration: { type: 'string', default: '600000' },
+    sample: { type: 'string', default: '10000' },
+    table: { type: 'string', default: '60000' },
+    seed: { type: 'string', default: String(DEFAULT_PLAN.seed) },
+    'churn-min': { type: 'string', default: String(DEFAULT_PLAN.churnMin * 100) },
+    'churn-max': { type: 'string', default: String(DEFAULT_PLAN.churnMax * 100) },
+    'min-period': { type: 'string', default: String(DEFAULT_PLAN.minPeriodMs) },
+    'max-period': { type: 'string', default: String(DEFAULT_PLAN.maxPeriodMs) },
+    settle: { type: 'string', default: '10000' },
+    svg: { type: 'string', default: 'docs/soak.svg' },
+    csv: { type: 'string', default: 'docs/soak.csv' },
+    json: { type: 'string', default: 'docs/soak.json' },
+    snapshots: { type: 'string' },
+    'proxy-flags': { type: 'string', default: '' },
   });
   const churnMin = int('churn-min', values['churn-min'], 0);
   const churnMax = int('churn-max', values['churn-max'], churnMin);

@@ -64,14 +64,13 @@ interface Options {
 
 function parseOptions(): Options {
   const { values, int } = benchArgs(HELP, {
-      rounds: { type: 'string', default: '5' },
-      small: { type: 'string', default: '50000' },
-      large: { type: 'string', default: '2000' },
-      'proxy-rounds': { type: 'string', default: '6' },
-      duration: { type: 'string', default: '3000' },
-      connections: { type: 'string', default: '50' },
-      only: { type: 'string' },
-      help: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '5' },
+    small: { type: 'string', default: '50000' },
+    large: { type: 'string', default: '2000' },
+    'proxy-rounds': { type: 'string', default: '6' },
+    duration: { type: 'string', default: '3000' },
+    connections: { type: 'string', default: '50' },
+    only: { type: 'string' },
   });
   return {
     rounds: int('rounds', values.rounds, 1),
