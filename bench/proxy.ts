@@ -28,20 +28,18 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import WebSocket, { WebSocketServer } from 'ws';
 import { hasNativeMask } from '../src/protocol/mask.js';
-import type { ProxyOptions } from '../src/proxy/options.js';
-import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
 import { benchArgs } from './args.js';
 import { closeClient, openClient, pool } from './clients.js';
-import { HOST, fmt, idleFit, listen, loadAverage, machine, median, medianRatio, percentile, sleep, waitFor } from './common.js';
+import { HOST, fmt, idleFit, loadAverage, machine, median, medianRatio, percentile, sleep, waitFor } from './common.js';
 import { runSoak } from './proxy-soak.js';
+import { startTcpPipe, startWsProxy } from './relays.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared between the two processes.
@@ -331,66 +329,6 @@ interface Row {
   active(): number;
 }
 
-interface ProxyServer {
-  port: number;
-  /** Connections accepted and not yet finished. */
-  active: number;
-  /** Connections whose execute() is running. */
-  executing: number;
-  /** Connections whose connect() or execute() failed. */
-  failures: number;
-  close(): void;
-}
-
-async function startWsProxy(upstreamUrl: string, options: ProxyOptions<WebSocketProxy>): Promise<ProxyServer> {
-  const server = http.createServer((_req, res) => {
-    res.writeHead(426).end();
-  });
-  const state: ProxyServer = { port: 0, active: 0, executing: 0, failures: 0, close: () => server.close() };
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    state.active++;
-    const proxy = new WebSocketProxy(options);
-    proxy.connect(upstreamUrl, req, socket, head).then(
-      () => {
-        state.executing++;
-        return proxy.execute().finally(() => {
-          state.executing--;
-        });
-      },
-    ).catch(() => {
-      state.failures++;
-    }).finally(() => {
-      state.active--;
-    });
-  });
-  state.port = await listen(server, 1024);
-  return state;
-}
-
-async function startTcpPipe(upstreamPort: number): Promise<ProxyServer> {
-  const state: ProxyServer = { port: 0, active: 0, executing: 0, failures: 0, close: () => server.close() };
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    state.active++;
-    const upstream = net.connect({ host: HOST, port: upstreamPort, noDelay: true });
-    socket.pipe(upstream).pipe(socket);
-    const kill = (): void => {
-      socket.destroy();
-      upstream.destroy();
-    };
-    const fail = (): void => {
-      state.failures++;
-      kill();
-    };
-    socket.on('error', fail);
-    upstream.on('error', fail);
-    socket.on('close', () => {
-      state.active--;
-    });
-  });
-  state.port = await listen(server, 1024);
-  return state;
-}
-
 /**
  * Each process holds two sockets per idle connection (the proxy: client and upstream sides; the
  * child: the clients and the echo server's ends). Node raises its soft limit on open files to the
@@ -461,12 +399,12 @@ async function main(): Promise<void> {
   };
 
   const upstreamUrl = `ws://${HOST}:${upstreamPort}/`;
-  const pipe = await startTcpPipe(upstreamPort);
-  const plain = await startWsProxy(upstreamUrl, {});
+  const pipe = await startTcpPipe(upstreamPort, 1024);
+  const plain = await startWsProxy(upstreamUrl, {}, 1024);
   const aggregated = await startWsProxy(upstreamUrl, {
     aggregateFragments: true,
     onFrame: (_proxy, _role, _type, payload) => payload,
-  });
+  }, 1024);
   const allRows: Row[] = [
     { key: 'a', label: '(a) ws direct', url: upstreamUrl, active: () => 0 },
     { key: 'b', label: '(b) TCP pipe', url: `ws://${HOST}:${pipe.port}/`, active: () => pipe.active },

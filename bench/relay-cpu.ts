@@ -20,9 +20,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
-import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
 import { benchArgs, usageError } from './args.js';
 import { HOST, fmt, listen, loadAverage, machine, median } from './common.js';
+import { startTcpPipe, startWsProxy } from './relays.js';
 
 const HELP = `Usage: node dist/bench/relay-cpu.js [options]
   --relays LIST      relays to measure, of pipe, upgrade, proxy (default pipe,upgrade,proxy)
@@ -70,44 +70,35 @@ async function echo(job: Job): Promise<void> {
   })));
 }
 
-/** Pipes two sockets both ways; either one's end or error ends both. */
-function pipeBoth(a: net.Socket, b: net.Socket): void {
-  a.setNoDelay(true);
-  b.setNoDelay(true);
-  a.pipe(b).pipe(a);
-  for (const [x, y] of [[a, b], [b, a]] as const) {
-    x.on('error', () => y.destroy());
-    x.on('close', () => y.destroy());
-  }
-}
-
-function startRelay(relay: Relay, upstreamPort: number): net.Server {
-  if (relay === 'pipe') {
-    return net.createServer({ noDelay: true }, (socket) => pipeBoth(socket, net.connect({ host: HOST, port: upstreamPort })));
-  }
+/**
+ * The relay to measure, listening: bench/proxy's pipe and proxy (see relays.ts), or the pipe behind
+ * HTTP upgrades on both hops.
+ */
+async function startRelay(relay: Relay, upstreamPort: number): Promise<{ port: number; close(): void }> {
+  if (relay === 'pipe') return startTcpPipe(upstreamPort, 511);
+  if (relay === 'proxy') return startWsProxy(`ws://${HOST}:${upstreamPort}/`, {}, 511);
   const server = http.createServer();
-  if (relay === 'upgrade') {
-    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      const upstream = http.request({ host: HOST, port: upstreamPort, path: req.url, headers: req.headers });
-      upstream.on('upgrade', (res: http.IncomingMessage, upstreamSocket: net.Socket, upstreamHead: Buffer) => {
-        let response = 'HTTP/1.1 101 Switching Protocols\r\n';
-        for (let i = 0; i < res.rawHeaders.length; i += 2) response += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
-        socket.write(`${response}\r\n`);
-        if (upstreamHead.length > 0) socket.write(upstreamHead);
-        if (head.length > 0) upstreamSocket.write(head);
-        pipeBoth(socket, upstreamSocket);
-      });
-      upstream.on('error', () => socket.destroy());
-      upstream.end();
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const upstream = http.request({ host: HOST, port: upstreamPort, path: req.url, headers: req.headers });
+    upstream.on('upgrade', (res: http.IncomingMessage, upstreamSocket: net.Socket, upstreamHead: Buffer) => {
+      let response = 'HTTP/1.1 101 Switching Protocols\r\n';
+      for (let i = 0; i < res.rawHeaders.length; i += 2) response += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+      socket.write(`${response}\r\n`);
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      socket.setNoDelay(true);
+      upstreamSocket.setNoDelay(true);
+      socket.pipe(upstreamSocket).pipe(socket);
+      // Either one's end or error ends both.
+      for (const [x, y] of [[socket, upstreamSocket], [upstreamSocket, socket]] as const) {
+        x.on('error', () => y.destroy());
+        x.on('close', () => y.destroy());
+      }
     });
-  } else {
-    const quiet = { debug(): void {}, info(): void {}, warn(): void {}, error(): void {} };
-    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      const proxy = new WebSocketProxy({ logger: quiet });
-      proxy.connect(`ws://${HOST}:${upstreamPort}/`, req, socket, head).then(() => proxy.execute()).catch(() => socket.destroy());
-    });
-  }
-  return server;
+    upstream.on('error', () => socket.destroy());
+    upstream.end();
+  });
+  return { port: await listen(server, 511), close: () => server.close() };
 }
 
 /**
@@ -117,13 +108,12 @@ function startRelay(relay: Relay, upstreamPort: number): net.Server {
 async function measure(relays: Relay[], job: Omit<Job, 'url'>, rounds: number): Promise<Map<Relay, Array<{ user: number; system: number }>>> {
   const child = fork(fileURLToPath(import.meta.url), ['--load'], { execArgv: [] });
   const { port } = await new Promise<{ port: number }>((resolve) => child.once('message', resolve as (m: unknown) => void));
-  const servers = relays.map((relay) => startRelay(relay, port));
-  const ports = await Promise.all(servers.map((server) => listen(server, 511)));
+  const servers = await Promise.all(relays.map((relay) => startRelay(relay, port)));
   const samples = new Map<Relay, Array<{ user: number; system: number }>>(relays.map((r) => [r, []]));
   for (let round = 0; round < rounds; round++) {
     for (const [i, relay] of relays.entries()) {
       const start = process.cpuUsage();
-      child.send({ ...job, url: `ws://${HOST}:${ports[i]}/` });
+      child.send({ ...job, url: `ws://${HOST}:${servers[i]!.port}/` });
       await new Promise((resolve) => child.once('message', resolve));
       const cpu = process.cpuUsage(start);
       const total = job.connections * job.messages;

@@ -7,70 +7,25 @@
  * - (c) `WebSocketProxy` in a bare `'upgrade'` handler (connect, execute: no routes, no bookkeeping);
  * - (d) `ProxyServer`: `createProxyServer({ target }).listen()`, default options.
  */
-import http from 'node:http';
-import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { createProxyServer } from '../src/server/proxy-server.js';
-import { WebSocketProxy } from '../src/proxy/websocket-proxy.js';
-import { HOST, listen, sleep } from './common.js';
+import { HOST, sleep } from './common.js';
+import { type Relay, startTcpPipe, startWsProxy } from './relays.js';
 import { serveRole } from './server-ipc.js';
 
-/** A proxy under test: its port, and the connections it holds now. */
-interface Running {
-  port: number;
-  /** Connections accepted and not finished (for (d): live connections). */
-  active(): number;
-  /** Connections that failed (a refused or failed handshake, a socket error). */
-  failures: number;
-}
-
-async function startPipe(upstreamPort: number): Promise<Running> {
-  let active = 0;
-  const state: Running = { port: 0, active: () => active, failures: 0 };
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    active++;
-    const upstream = net.connect({ host: HOST, port: upstreamPort, noDelay: true });
-    socket.pipe(upstream).pipe(socket);
-    const fail = (): void => {
-      state.failures++;
-      socket.destroy();
-      upstream.destroy();
-    };
-    socket.on('error', fail);
-    upstream.on('error', fail);
-    socket.on('close', () => {
-      active--;
-    });
-  });
-  state.port = await listen(server, 4096);
-  return state;
-}
-
-async function startBare(upstreamUrl: string): Promise<Running> {
-  let active = 0;
-  const state: Running = { port: 0, active: () => active, failures: 0 };
-  const server = http.createServer((_req, res) => {
-    res.writeHead(426).end();
-  });
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    active++;
-    const proxy = new WebSocketProxy();
-    proxy.connect(upstreamUrl, req, socket, head)
-      .then(() => proxy.execute())
-      .catch(() => {
-        state.failures++;
-      })
-      .finally(() => {
-        active--;
-      });
-  });
-  state.port = await listen(server, 4096);
-  return state;
-}
+/** A proxy under test: its port, the connections it holds now, and the failures so far. */
+type Running = Pick<Relay, 'port' | 'active' | 'failures'>;
 
 async function startProxyServer(upstreamUrl: string): Promise<Running> {
   const proxy = createProxyServer({ target: upstreamUrl });
-  const state: Running = { port: 0, active: () => proxy.connections.length, failures: 0 };
+  const state: Running = {
+    port: 0,
+    // Its live connections.
+    get active() {
+      return proxy.connections.length;
+    },
+    failures: 0,
+  };
   proxy.on('refuse', () => {
     state.failures++;
   });
@@ -86,8 +41,8 @@ const upstreamPort = Number(values.upstream);
 const upstreamUrl = `ws://${HOST}:${upstreamPort}/`;
 const running = new Map<string, Running>();
 for (const row of values.rows ?? '') {
-  if (row === 'b') running.set(row, await startPipe(upstreamPort));
-  else if (row === 'c') running.set(row, await startBare(upstreamUrl));
+  if (row === 'b') running.set(row, await startTcpPipe(upstreamPort, 4096));
+  else if (row === 'c') running.set(row, await startWsProxy(upstreamUrl, {}, 4096));
   else if (row === 'd') running.set(row, await startProxyServer(upstreamUrl));
 }
 
@@ -96,7 +51,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 serveRole(Object.fromEntries([...running].map(([row, r]) => [row, r.port])), async (command) => {
   switch (command.cmd) {
     case 'active':
-      return Object.fromEntries([...running].map(([row, r]) => [row, r.active()]));
+      return Object.fromEntries([...running].map(([row, r]) => [row, r.active]));
     case 'failures':
       return Object.fromEntries([...running].map(([row, r]) => [row, r.failures]));
     case 'cpu': {
