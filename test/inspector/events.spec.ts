@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { expect } from 'chai';
 import { FLUSH_INTERVAL } from '../../src/inspector/events.js';
+import type { InspectorOptions } from '../../src/inspector/options.js';
 import { STATS_PERIOD } from '../../src/inspector/hub.js';
 import { waitFor } from '../helpers/sockets.js';
 import { fakeTimers, onCleanup, releaseAll, turns } from '../proxy/rig.js';
@@ -15,6 +16,24 @@ async function stalledPage(port: number): Promise<net.Socket> {
   socket.write('GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   onCleanup(() => socket.destroy());
   return socket;
+}
+
+/**
+ * An inspector with one page on its event stream (past its hello) and a client that sent `count`
+ * texts (`${prefix}0`, ...) and got their echoes; then the flush interval passes, and its
+ * `messages` event has arrived.
+ */
+async function flushedRows(clock: ReturnType<typeof fakeTimers>, options: InspectorOptions, count: number, prefix: string) {
+  const { insp, port, client } = await inspectRig(options);
+  const page = await sse(port);
+  await page.next('hello');
+  const peer = await client();
+  for (let i = 0; i < count; i++) peer.ws.send(`${prefix}${i}`);
+  await peer.waitMessages(count);
+  await turns();
+  clock.tick(FLUSH_INTERVAL);
+  await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+  return { insp, port, page, peer };
 }
 
 describe('inspector/events', () => {
@@ -78,16 +97,7 @@ describe('inspector/events', () => {
   });
 
   it('sends the rows of a flush as one messages event per page, in order', async () => {
-    const clock = fakeTimers();
-    const { port, client } = await inspectRig({ liveRowsPerSecond: 10_000 });
-    const page = await sse(port);
-    await page.next('hello');
-    const peer = await client();
-    for (let i = 0; i < 30; i++) peer.ws.send(`row ${i}`);
-    await peer.waitMessages(30);
-    await turns();
-    clock.tick(FLUSH_INTERVAL);
-    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const { page } = await flushedRows(fakeTimers(), { liveRowsPerSecond: 10_000 }, 30, 'row ');
     // open, then the 60 rows (30 each way) in ONE event, in the order they passed (with the
     // connection's stats, which share the period).
     const seen = page.raw.filter((e) => e.event !== 'stats');
@@ -100,15 +110,7 @@ describe('inspector/events', () => {
   it('sends a connection\'s newest rows of a flush up to liveRowsPerSecond, after a skipped count of the others', async () => {
     const clock = fakeTimers();
     // 10 rows a flush.
-    const { insp, port, client } = await inspectRig({ liveRowsPerSecond: 10_000 / FLUSH_INTERVAL });
-    const page = await sse(port);
-    await page.next('hello');
-    const peer = await client();
-    for (let i = 0; i < 30; i++) peer.ws.send(`r${i}`);
-    await peer.waitMessages(30);
-    await turns();
-    clock.tick(FLUSH_INTERVAL);
-    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const { insp, port, page, peer } = await flushedRows(clock, { liveRowsPerSecond: 10_000 / FLUSH_INTERVAL }, 30, 'r');
     const id = insp.hub.connections()[0]!.id;
     const seen = page.raw.filter((e) => e.event !== 'stats');
     expect(seen.map((e) => e.event)).to.deep.equal(['hello', 'open', 'skipped', 'messages']);
@@ -169,16 +171,7 @@ describe('inspector/events', () => {
   });
 
   it('counts as skipped the rows its ring no longer keeps at the flush, and sends those it keeps', async () => {
-    const clock = fakeTimers();
-    const { insp, port, client } = await inspectRig({ liveRowsPerSecond: 10_000, maxMessagesPerConnection: 5 });
-    const page = await sse(port);
-    await page.next('hello');
-    const peer = await client();
-    for (let i = 0; i < 20; i++) peer.ws.send(`f${i}`);
-    await peer.waitMessages(20);
-    await turns();
-    clock.tick(FLUSH_INTERVAL);
-    await waitFor(() => page.raw.some((e) => e.event === 'messages'));
+    const { insp, page } = await flushedRows(fakeTimers(), { liveRowsPerSecond: 10_000, maxMessagesPerConnection: 5 }, 20, 'f');
     const id = insp.hub.connections()[0]!.id;
     const seen = page.raw.filter((e) => e.event === 'skipped' || e.event === 'messages');
     // 40 rows passed (20 each way); the ring keeps the last 5 of them.
