@@ -142,6 +142,28 @@ describe('inspector page (headless Chromium)', function () {
     await expectRows(page, ['c:hello 1', 'c:hello 2', 'c:hello 3', 'u:hello 1', 'u:hello 2', 'u:hello 3']);
   });
 
+  it('writes the counts of the connections in view, and of the others once scrolled to them', async () => {
+    const r = await rig();
+    const page = await openPage(r.insp);
+    // 16 items of 78 px: the last ones are below the list's fold (800 px).
+    const clients = [];
+    for (let i = 0; i < 16; i++) clients.push(await r.client());
+    const [nearId, farId] = [r.insp.hub.connections()[0]!.id, r.insp.hub.connections()[15]!.id];
+    const near = page.locator(`#connections li[data-id="${nearId}"]`);
+    const far = page.locator(`#connections li[data-id="${farId}"]`);
+    await far.waitFor({ state: 'attached' });
+    expect((await far.boundingBox())?.y).to.be.above(1000);
+    clients[15]!.ws.send('far');
+    await clients[15]!.inbox.got('far');
+    clients[0]!.ws.send('near');
+    await clients[0]!.inbox.got('near');
+    await near.filter({ hasText: '↑ 1 ' }).filter({ hasText: '↓ 1 ' }).waitFor();
+    // The far one's counts came with the near one's (or before), and wait until it is in view.
+    expect(await far.locator('.counts').textContent()).to.match(/^↑ 0 .*↓ 0 /);
+    await far.scrollIntoViewIfNeeded();
+    await far.filter({ hasText: '↑ 1 ' }).filter({ hasText: '↓ 1 ' }).waitFor();
+  });
+
   it('changes nothing in the DOM while nothing changes: no redraw, no tick, ages to the minute', async () => {
     const r = await rig();
     const page = await openPage(r.insp);
@@ -228,6 +250,9 @@ describe('inspector page (headless Chromium)', function () {
     await page.locator('#messages .row.from-upstream', { hasText: /m200$/ }).waitFor();
     expect(await page.locator('#messages [data-seq="1"]').count()).to.equal(0);
     expect(await page.locator('#messages [data-seq]').count()).to.be.below(100);
+    // Following, only the rows in view: none drawn above them for a scroll that may never come.
+    const inView = await page.evaluate<number>("Math.ceil(document.getElementById('messages').clientHeight / 24) + 1");
+    expect(await page.locator('#messages [data-seq]').count()).to.be.at.most(inView);
 
     // Scrolling up turns follow-tail off; then new rows leave the rows in view where they are.
     await page.hover('#messages');

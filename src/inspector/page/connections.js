@@ -61,6 +61,27 @@ export class ConnectionList {
     this.shown = new Map();
     /** @type {string | null} */
     this.selected = null;
+    /**
+     * Items in view (or near it): new counts are written to these at once, and to the others when
+     * they come into view (a busy proxy's connections all change their counts every second, and
+     * each text written costs the browser a layout and a paint, seen or not).
+     * @type {Set<Element>}
+     */
+    this.inView = new Set();
+    /** Counts not written yet, of items out of view. @type {Map<string, ConnectionInfo>} */
+    this.unseenCounts = new Map();
+    this.observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) this.inView.add(entry.target);
+        else this.inView.delete(entry.target);
+        const id = /** @type {HTMLElement} */ (entry.target).dataset.id ?? '';
+        const pending = this.unseenCounts.get(id);
+        if (entry.isIntersecting && pending !== undefined) {
+          this.unseenCounts.delete(id);
+          this.updateCounts(pending);
+        }
+      }
+    }, { rootMargin: '100px 0px' });
     list.setAttribute('role', 'listbox');
     list.addEventListener('click', (e) => {
       const li = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('li[data-id]'));
@@ -94,20 +115,22 @@ export class ConnectionList {
       this.update(c);
     }
     for (const [id, li] of this.items) {
-      if (!seen.has(id)) {
-        li.remove();
-        this.items.delete(id);
-        this.shown.delete(id);
-      }
+      if (!seen.has(id)) this.remove(id);
     }
     this.empty.hidden = this.items.size > 0;
   }
 
   /** @param {string} id */
   remove(id) {
-    this.items.get(id)?.remove();
+    const li = this.items.get(id);
+    if (li !== undefined) {
+      this.observer.unobserve(li);
+      this.inView.delete(li);
+      li.remove();
+    }
     this.items.delete(id);
     this.shown.delete(id);
+    this.unseenCounts.delete(id);
     this.empty.hidden = this.items.size > 0;
   }
 
@@ -122,6 +145,7 @@ export class ConnectionList {
       li.setAttribute('aria-selected', String(c.id === this.selected));
       this.items.set(c.id, li);
       this.list.append(li);
+      this.observer.observe(li);
       this.empty.hidden = true;
     }
     // Rewritten only when what it shows changed: a sync (every open and close) goes through every item.
@@ -131,6 +155,7 @@ export class ConnectionList {
       return;
     }
     this.shown.set(c.id, shown);
+    this.unseenCounts.delete(c.id);
     li.classList.toggle('closed', c.closed !== null);
     li.dataset.opened = String(c.opened);
     li.dataset.closed = c.closed === null ? '' : String(c.closed);
@@ -153,7 +178,12 @@ export class ConnectionList {
    * @param {ConnectionInfo} c
    */
   updateCounts(c) {
-    const el = this.items.get(c.id)?.querySelector('.counts');
+    const li = this.items.get(c.id);
+    if (li !== undefined && !this.inView.has(li)) {
+      this.unseenCounts.set(c.id, c);
+      return;
+    }
+    const el = li?.querySelector('.counts');
     if (el === null || el === undefined) {
       this.update(c);
       return;

@@ -359,8 +359,11 @@ export class MessageTable {
     if (this.spacer.style.height !== height) this.spacer.style.height = height;
     setAttribute(vp, 'aria-rowcount', String(total));
 
-    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total, Math.ceil((top + viewHeight) / ROW_HEIGHT) + OVERSCAN);
+    // Following the tail, the rows in view are replaced at every draw and nothing is below them: rows
+    // drawn above the view would be laid out and painted for nobody (a scroll up renders at once).
+    const overscan = follow ? 0 : OVERSCAN;
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - overscan);
+    const last = Math.min(total, Math.ceil((top + viewHeight) / ROW_HEIGHT) + overscan);
     const keep = new Set();
     for (let i = first; i < last; i++) keep.add(this.view[i].seq);
     // Elements of rows that left the range take the rows that entered it; elements of rows still in
