@@ -123,6 +123,7 @@ export {
   INSPECTOR_DEFAULTS,
   type Breakpoint,
   type ConnectionInfo,
+  type ConnectionStats,
   type HeldAction,
   type HeldMessage,
   type InspectorEvents,

@@ -14,10 +14,11 @@ import type { EventChannel } from './events.js';
 import type { ResolvedInspectorOptions } from './options.js';
 import { RowRing } from './ring.js';
 import { EDITED, type Entry, INJECTED } from './row.js';
-import type { ConnectionInfo, SideStats, TrackInfo } from './types.js';
+import type { ConnectionInfo, ConnectionStats, SideStats, TrackInfo } from './types.js';
 
 /**
- * Milliseconds between two `stats` events of a connection, at most one per period: the page draws
+ * Milliseconds between two `stats` events, at most one per period (with every connection whose
+ * counts changed): the page draws
  * what arrives once per batch, and batches go once a second (`FLUSH_INTERVAL`).
  */
 export const STATS_PERIOD = 1000;
@@ -202,15 +203,19 @@ export class Hub {
     if (this.closedConns.size > this.options.maxClosedConnections) this.evict(this.closedConns.values().next().value!);
   }
 
-  /** Publishes the stats that changed (every {@link STATS_PERIOD} ms). */
+  /**
+   * Publishes the stats that changed (every {@link STATS_PERIOD} ms), as one event: a page takes
+   * one event for a busy proxy's connections, not one per connection.
+   */
   publishStats(): void {
     if (this.dirty.size === 0) return;
-    const live = this.channel.size > 0;
+    const list: ConnectionStats[] | undefined = this.channel.size > 0 ? [] : undefined;
     for (const conn of this.dirty) {
       conn.dirty = false;
-      if (live) this.channel.publish('stats', { id: conn.id, client: { ...conn.fromClient }, upstream: { ...conn.fromUpstream } });
+      list?.push({ id: conn.id, client: { ...conn.fromClient }, upstream: { ...conn.fromUpstream } });
     }
     this.dirty.clear();
+    if (list !== undefined) this.channel.publish('stats', list);
   }
 
   /** Forgets everything and stops the timer. */

@@ -8,6 +8,7 @@ export { type InspectorOptions, INSPECTOR_DEFAULTS } from './options.js';
 export type {
   Breakpoint,
   ConnectionInfo,
+  ConnectionStats,
   HeldAction,
   HeldMessage,
   InspectorEvents,

@@ -15,6 +15,16 @@ export interface SideStats {
   bytes: number;
 }
 
+/** A connection's counts, as a `stats` event carries them. */
+export interface ConnectionStats {
+  /** The connection's id. */
+  id: string;
+  /** What came from the client. */
+  client: SideStats;
+  /** What came from the upstream. */
+  upstream: SideStats;
+}
+
 /** One connection, live or recently closed. */
 export interface ConnectionInfo {
   /** The proxy's id. */
@@ -147,8 +157,11 @@ export interface InspectorEvents {
    * The rows stay kept (`GET /api/connections/:id/messages`) while the ring has them.
    */
   skipped: { connection: string; count: number };
-  /** A connection's counts, at most once a second, only when they changed. */
-  stats: { id: string; client: SideStats; upstream: SideStats };
+  /**
+   * The counts of the connections whose counts changed since the last `stats` event, all in one
+   * event, at most once a second.
+   */
+  stats: ConnectionStats[];
   /** A connection ended (`closed` set). */
   close: ConnectionInfo;
   /** A breakpoint holds a message. */

@@ -155,8 +155,10 @@ describe('inspector/events', () => {
     expect(rowsOf(all, a)).to.have.length(2);
     expect(rowsOf(all, b)).to.have.length(2);
     expect(rowsOf(onlyB)).to.deep.equal(rowsOf(all, b));
-    // Stats of both connections, whatever the subscription.
+    // Stats of both connections, whatever the subscription, in one event.
     expect(onlyB.events.filter((e) => e.event === 'stats').map((e) => e.data.id).sort()).to.deep.equal([a, b].sort());
+    expect(onlyB.raw.filter((e) => e.event === 'stats').map((e) => (e.data as { id: string }[]).map((s) => s.id).sort()))
+      .to.deep.equal([[a, b].sort()]);
     // A close and the breakpoints reach every page.
     first.ws.close(1000);
     await call(port, 'POST', '/api/breakpoints', { from: 'both', pattern: 'zz' });

@@ -97,7 +97,10 @@ export interface SseEvent {
 
 /** An open event stream. */
 export interface SseReader {
-  /** The events, each row of a `messages` event as a `message` event of its own. */
+  /**
+   * The events, each row of a `messages` event as a `message` event of its own, and each connection's
+   * counts of a `stats` event as a `stats` event of its own.
+   */
   events: SseEvent[];
   /** The events as sent (`messages` whole). */
   raw: SseEvent[];
@@ -134,6 +137,7 @@ export function sse(port: number, query = ''): Promise<SseReader> {
           const parsed = JSON.parse(data);
           raw.push({ event, data: parsed });
           if (event === 'messages') for (const row of parsed) events.push({ event: 'message', data: row });
+          else if (event === 'stats') for (const stats of parsed) events.push({ event, data: stats });
           else events.push({ event, data: parsed });
         }
       });

@@ -100,7 +100,7 @@ export function fetchMessage(id, seq) {
  * @property {(c: ConnectionInfo) => void} open
  * @property {(rows: MessageRow[]) => void} messages
  * @property {(s: { connection: string, count: number }) => void} skipped
- * @property {(s: { id: string, client: SideStats, upstream: SideStats }) => void} stats
+ * @property {(list: { id: string, client: SideStats, upstream: SideStats }[]) => void} stats
  * @property {(c: ConnectionInfo) => void} close
  * @property {(h: HeldMessage) => void} held
  * @property {(r: { id: string, action: string }) => void} resolved
