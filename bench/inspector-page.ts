@@ -1,8 +1,10 @@
 /**
- * The viewer of the inspector benchmark's row (f): one real page on the inspector, or, without a
- * browser, one Server-Sent Events client reading `/api/events` without a subscription: every
- * connection's rows, where the page takes only those of the connection it shows
- * (`?connection=<id>`), so the SSE client is the proxy's worst case for one viewer, not the page's.
+ * The viewer of the inspector benchmark's row (f): one real page on the inspector, or one
+ * Server-Sent Events client reading `/api/events` with no browser on the machine: either without a
+ * subscription (`sse`: every connection's rows, the proxy's worst case for one viewer, and the
+ * viewer when there is no browser), or subscribed as the page is (`sse-one`: the rows of the first
+ * live connection, `?connection=<id>`: what an open page costs the proxy, the browser's own work
+ * apart).
  *
  * - Chromium: Debian's (`/usr/bin/chromium`, or `CHROMIUM_PATH`), driven by playwright-core with the
  *   flags of test/inspector/page.spec.ts. Each page is opened on connections that exist, selects
@@ -20,8 +22,8 @@ import { type Browser, type CDPSession, type Page, chromium } from 'playwright-c
 import { HOST } from './common.js';
 import { descendantsCpuMicros } from './inspector-proc.js';
 
-/** Which viewer: a real page, or the event stream alone. */
-export type ViewerKind = 'chromium' | 'sse';
+/** Which viewer: a real page, or the event stream alone (every connection's rows, or one's as the page). */
+export type ViewerKind = 'chromium' | 'sse' | 'sse-one';
 
 /**
  * Chromium raises some of its threads to nice -8 when it may (as root here); on a desktop, where it
@@ -65,11 +67,12 @@ const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const WAIT_MS = 15_000;
 
 /**
- * The viewer asked for: `chromium` (fails without one), `sse`, or `auto` (Chromium when there is
- * one, else the SSE client, saying so in its note).
+ * The viewer asked for: `chromium` (fails without one), `sse`, `sse-one`, or `auto` (Chromium when
+ * there is one, else the SSE client, saying so in its note).
  */
 export async function startViewer(want: 'auto' | ViewerKind, priority: PagePriority = 'as-launched', filter = ''): Promise<Viewer> {
   if (want === 'sse') return sseViewer('--page sse');
+  if (want === 'sse-one') return sseOneViewer();
   if (!existsSync(CHROMIUM)) {
     if (want === 'chromium') throw new Error(`no Chromium at ${CHROMIUM} (install Debian's chromium or set CHROMIUM_PATH)`);
     return sseViewer(`no Chromium at ${CHROMIUM}`);
@@ -167,10 +170,33 @@ function sseViewer(why: string): Viewer {
   };
 }
 
-async function openSse(port: number): Promise<OpenPage> {
+/** The SSE client subscribed as the page is: to the first live connection. */
+function sseOneViewer(): Viewer {
+  return {
+    kind: 'sse-one',
+    note: '--page sse-one: one SSE client reading /api/events?connection=<the first live one>, as the page subscribes (what an open page costs the proxy; no browser work on the machine)',
+    open: async (port) => openSse(port, `?connection=${encodeURIComponent(await firstLiveConnection(port))}`),
+    close: async () => {},
+  };
+}
+
+/** The id of the first live connection, from `GET /api/connections`. */
+async function firstLiveConnection(port: number): Promise<string> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    http.get({ host: HOST, port, path: '/api/connections', agent: false }, resolve).once('error', reject);
+  });
+  let body = '';
+  res.setEncoding('utf8');
+  for await (const chunk of res) body += chunk as string;
+  const live = (JSON.parse(body) as { id: string; closed: number | null }[]).find((c) => c.closed === null);
+  if (live === undefined) throw new Error('/api/connections lists no live connection');
+  return live.id;
+}
+
+async function openSse(port: number, query = ''): Promise<OpenPage> {
   let bytes = 0;
   const errors: string[] = [];
-  const req = http.get({ host: HOST, port, path: '/api/events', agent: false });
+  const req = http.get({ host: HOST, port, path: `/api/events${query}`, agent: false });
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     req.once('response', resolve);
     req.once('error', reject);

@@ -6,7 +6,8 @@
  *   (e) `ProxyServer` with `inspector({ server })` attached, no page open,
  *   (f) the same with one page open during the measurement: a real headless Chromium showing the
  *       inspector page, the first live connection selected, Follow on (without a browser, one SSE
- *       client on /api/events instead, said so in the output).
+ *       client on /api/events instead, said so in the output; `--page sse-one` subscribes that
+ *       client to one connection as the page does: the proxy's side of an open page alone).
  * Goal: (f)/(d) msg/s >= 0.90.
  *
  * Run with `npm run bench:inspector` (add `-- --help` for options). Not part of `npm test`.
@@ -41,7 +42,8 @@ const HELP = `Usage: node dist/bench/inspector.js [options]
   --in-flight N      messages in flight per connection (default 32)
   --size BYTES       message size (default 64)
   --rows LETTERS     rows to run, letters of def (default def)
-  --page KIND        the viewer of (f): auto (Chromium if there is one, else SSE), chromium, sse (default auto)
+  --page KIND        the viewer of (f): auto (Chromium if there is one, else SSE), chromium, sse (every connection's rows),
+                     sse-one (the first live connection's rows, as the page subscribes) (default auto)
   --page-priority P  as-launched (Chromium raises some threads to nice -8 when it may, as root), or normal
                      (started without CAP_SYS_NICE, as a desktop user's browser) (default as-launched)
   --page-filter RE   a regex typed in the page's filter, e.g. "^nothing$" to receive rows without drawing them (default none)
@@ -89,7 +91,7 @@ function parseOptions(): Options {
     inFlight: int('in-flight', values['in-flight'], 1),
     size: int('size', values.size, 1),
     rows: letters('rows', values.rows, 'def'),
-    page: oneOf('page', values.page, ['auto', 'chromium', 'sse'] as const),
+    page: oneOf('page', values.page, ['auto', 'chromium', 'sse', 'sse-one'] as const),
     pagePriority: oneOf('page-priority', values['page-priority'], ['as-launched', 'normal'] as const),
     pageFilter: values['page-filter'] ?? '',
     proxyFlags: words(values['proxy-flags']),
@@ -239,6 +241,7 @@ async function main(): Promise<void> {
   const viewer = rows.includes('f') ? await startViewer(options.page, options.pagePriority, options.pageFilter) : undefined;
   if (viewer !== undefined) console.log(`(f) viewer: ${viewer.note}`);
   if (viewer?.kind === 'sse') ROW_LABELS['f'] = '(f) + inspector, one SSE client';
+  if (viewer?.kind === 'sse-one') ROW_LABELS['f'] = '(f) + inspector, one SSE client as the page';
 
   const results = new Map<string, Sample[]>();
   try {
@@ -285,7 +288,7 @@ async function main(): Promise<void> {
   if (rows.includes('f') && base.length > 0) {
     const ratio = medianRatio(results.get('f') ?? [], base, (x) => x.rate);
     console.log(`(f)/(d) msg/s (median of per-round ratios): ${times(ratio)} (goal >= 0.90x: ${ratio >= 0.9 ? 'met' : 'missed'})`
-      + `${viewer?.kind === 'sse' ? ' [with an SSE client, not a browser page]' : ''}`);
+      + `${viewer?.kind === 'sse' || viewer?.kind === 'sse-one' ? ' [with an SSE client, not a browser page]' : ''}`);
     // When every process wants more CPU than the machine has, rates go as the inverse of the CPU a
     // round trip costs them all: the ratio the rates tend to on a saturated machine.
     console.log(`(d)/(f) all CPU per round trip (median of per-round ratios): ${times(medianRatio(base, results.get('f') ?? [], (x) => x.allCpu))}`
