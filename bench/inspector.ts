@@ -160,6 +160,13 @@ async function runOnce(options: Options, row: string, proxy: RoleProcess, load: 
     const idleStart = page.cpuMicros();
     await sleep(IDLE_PAGE_MS);
     pageIdle = (page.cpuMicros() - idleStart) / (IDLE_PAGE_MS * 10);
+  } else {
+    // Every row idles as long before its traffic as (f) does with its page. V8 shrinks the heap
+    // of a process that went quiet (its memory reducer, 8 s on) and sizes the young generation by
+    // what was allocated lately: in one traced round, (f)'s proxy, idle 11 s before its traffic,
+    // ran it with half the young generation of (e)'s (134 scavenges against 70 for the same
+    // bytes). Without this wait only (f) idled, and the rows differed by more than the page.
+    await sleep(IDLE_SETTLE_MS + IDLE_PAGE_MS);
   }
   const pageBefore = page?.cpuMicros() ?? NaN;
   const cpuBefore = await proxy.request<number>({ cmd: 'cpu' });
