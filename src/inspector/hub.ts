@@ -18,8 +18,8 @@ import type { ConnectionInfo, ConnectionStats, SideStats, TrackInfo } from './ty
 
 /**
  * Milliseconds between two `stats` events, at most one per period (with every connection whose
- * counts changed): the page draws
- * what arrives once per batch, and batches go once a second (`FLUSH_INTERVAL`).
+ * counts changed): the page draws what arrives once per batch, and batches go once a second
+ * (`FLUSH_INTERVAL`).
  */
 export const STATS_PERIOD = 1000;
 
