@@ -5,6 +5,7 @@
  */
 
 /** @typedef {{ frames: number, bytes: number }} SideStats */
+/** @typedef {{ id: string, client: SideStats, upstream: SideStats }} ConnectionStats */
 /**
  * @typedef {{ id: string, route: string | null, clientAddress: string | null,
  *   upstreamUrl: string | null, opened: number, closed: number | null,
@@ -100,7 +101,7 @@ export function fetchMessage(id, seq) {
  * @property {(c: ConnectionInfo) => void} open
  * @property {(rows: MessageRow[]) => void} messages
  * @property {(s: { connection: string, count: number }) => void} skipped
- * @property {(list: { id: string, client: SideStats, upstream: SideStats }[]) => void} stats
+ * @property {(list: ConnectionStats[]) => void} stats
  * @property {(c: ConnectionInfo) => void} close
  * @property {(h: HeldMessage) => void} held
  * @property {(r: { id: string, action: string }) => void} resolved

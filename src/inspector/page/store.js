@@ -94,7 +94,7 @@ export class Store {
   }
 
   /**
-   * @param {{ id: string, client: import('./api.js').SideStats, upstream: import('./api.js').SideStats }} stats
+   * @param {import('./api.js').ConnectionStats} stats
    * @returns {boolean} whether the connection is known
    */
   updateStats(stats) {
