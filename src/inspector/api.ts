@@ -127,10 +127,10 @@ function badRequest<T>(fn: () => T): T {
 function rowsAfter(conn: Conn, query: URLSearchParams): MessageRow[] {
   const after = integerParam(query, 'after', 0);
   const limit = Math.min(integerParam(query, 'limit', 100), MAX_LIMIT);
-  const first = conn.ring.at(0);
+  const first = conn.at(0);
   if (first === undefined) return [];
   const rows: MessageRow[] = [];
-  for (let i = Math.max(0, after + 1 - first.seq); i < conn.ring.length && rows.length < limit; i++) rows.push(rowOf(conn.id, conn.ring.at(i)!));
+  for (let i = Math.max(0, after + 1 - first.seq); i < conn.length && rows.length < limit; i++) rows.push(rowOf(conn.id, conn.at(i)!));
   return rows;
 }
 
@@ -144,7 +144,7 @@ function integerParam(query: URLSearchParams, name: string, fallback: number): n
 /** The ring as recording records, each with its kept payload. */
 function recordsOf(conn: Conn): RecordedFrame[] {
   const records: RecordedFrame[] = [];
-  for (let i = 0; i < conn.ring.length; i++) records.push(recordOf(conn.id, conn.ring.at(i)!));
+  for (let i = 0; i < conn.length; i++) records.push(recordOf(conn.id, conn.at(i)!));
   return records;
 }
 

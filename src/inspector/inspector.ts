@@ -16,9 +16,9 @@ import type { Stage, StageContext } from '../transforms/stage.js';
 import { Breakpoints, Holds } from './breakpoints.js';
 import { EventChannel } from './events.js';
 import { requestHandler } from './http.js';
-import { Conn, Hub } from './hub.js';
+import { type Conn, Hub } from './hub.js';
 import { type InspectorOptions, type ResolvedInspectorOptions, resolveInspectorOptions } from './options.js';
-import { InspectObserver } from './observer.js';
+import { InspectedConn } from './observer.js';
 import { InspectStage } from './stage.js';
 import type { InspectorEvents, TrackInfo } from './types.js';
 
@@ -50,7 +50,7 @@ export class Inspector {
    */
   readonly transforms: { readonly client: StageFactory; readonly upstream: StageFactory };
   private readonly options: ResolvedInspectorOptions;
-  private readonly conns = new WeakMap<WebSocketProxy, Conn>();
+  private readonly conns = new WeakMap<WebSocketProxy, InspectedConn>();
   private readonly http: Server;
   private detach: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -155,22 +155,25 @@ export class Inspector {
   /** The stages of one direction of a bare proxy (see {@link Inspector.transforms}). */
   private stagesFor(context: StageContext): readonly Stage[] {
     const observer = this.observerFor(context);
-    return observer === undefined ? [] : [new InspectStage(observer)];
+    return observer === undefined ? [] : [new InspectStage(observer, context.role)];
   }
 
-  /** The observer of one direction of a new proxy; its record is made by the first of its two calls. */
-  private observerFor(context: StageContext): InspectObserver | undefined {
+  /**
+   * The observer of one direction of a new proxy: its record, the same for both directions, made by
+   * the first of the two calls.
+   */
+  private observerFor(context: StageContext): InspectedConn | undefined {
     const proxy = context.proxy;
     // Without a proxy (a bare pipeline) there is no connection to show, nor to send to.
     if (this.stopped || proxy === undefined) return undefined;
-    return new InspectObserver(this, this.connOf(proxy, context.id), context.role);
+    return this.connOf(proxy, context.id);
   }
 
   /** The record of a proxy, made on first use (`id` is the proxy's: its stages' factories run before it has one). */
-  private connOf(proxy: WebSocketProxy, id: string): Conn {
+  private connOf(proxy: WebSocketProxy, id: string): InspectedConn {
     let conn = this.conns.get(proxy);
     if (conn === undefined) {
-      conn = new Conn(id, proxy);
+      conn = new InspectedConn(this, id, proxy);
       this.conns.set(proxy, conn);
     }
     return conn;

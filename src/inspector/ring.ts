@@ -1,12 +1,13 @@
 /**
- * The rows a connection keeps, first in first out: each row is 32 bytes of one typed array (its
- * time, sizes, where its bytes lie in a slab, its type and flags), in a ring that grows by doubling
- * up to the most rows it may hold. Recording a frame writes numbers in place and copies its first
- * bytes: no object per frame, nothing for the garbage collector to trace or collect, and a row's
- * fields share one cache line with its neighbour's. Once full, the row recorded goes where the row
- * shed just before it was: the one cache line the shedding read (its slab and size, long out of the
- * cache on a busy proxy) is the one written. {@link Entry} views are made only when asked for (the
- * API, a page's batch).
+ * The rows a connection keeps, first in first out: each row is eight 32-bit words of one typed
+ * array (its time, sizes, where its bytes lie in a slab, its type and flags), in a ring that grows by
+ * doubling up to the most rows it may hold. Recording a frame writes numbers in place and copies its
+ * first bytes: no object per frame, nothing for the garbage collector to trace or collect, and a
+ * row's fields share one cache line with its neighbour's. Once full, the row recorded goes where
+ * the row shed just before it was: the one cache line the shedding read (its slab and size, long
+ * out of the cache on a busy proxy) is the one written. {@link Entry} views are made only when
+ * asked for (the API, a page's batch). The inspector's connection record extends the ring: one
+ * object per connection for its rows' bookkeeping and the rest.
  *
  * @packageDocumentation
  */
@@ -14,15 +15,20 @@ import { type Frame, type FrameType, opcodeOf } from '../frame.js';
 import type { ProxyRole } from '../proxy/options.js';
 import { turnTime } from './clock.js';
 import { ENTRY_OVERHEAD, Entry, keptLength } from './row.js';
-import { keepBytes, keptSlab, releaseSlab, slabBuffer } from './slab.js';
+import { keepBytes, keptSlab, NO_SLAB, releaseSlab, slabBuffer } from './slab.js';
 
-/** 32-bit words of a row: a float64 time (words 0-1), then the fields below. */
+/** 32-bit words of a row: its time in two words (ms; low, then high), then the fields below. */
 const WORDS = 8;
+const TIME_LOW = 0;
+const TIME_HIGH = 1;
 const SIZE = 2;
 const KEPT = 3;
 const OFFSET = 4;
+/** Its bytes' slab id plus one: 0 for a row that kept no byte, or that was let go. */
 const SLAB = 5;
 const INFO = 6;
+/** 2^32: a time's high word counts these. */
+const TIME_UNIT = 0x100000000;
 
 /** Frame types by their code in a row's info word (bits 0-2). */
 const TYPES: readonly FrameType[] = ['continuation', 'text', 'binary', 'close', 'ping', 'pong'];
@@ -44,48 +50,46 @@ const HAS_CODE = 1 << 8;
 const CODE_SHIFT = 16;
 
 /**
- * What a ring holds, apart from the ring: what its finalizer needs to let its rows' slabs go when a
- * ring is dropped without being cleared (a connection the inspector never showed).
+ * Lets a dropped ring's slabs go (a connection the inspector never showed, never cleared): it is
+ * given the ring's storage, in which the rows let go have slab word 0.
  */
-interface Rows {
-  words: Uint32Array;
-  times: Float64Array;
-  /** Rows it can hold before growing. */
-  capacity: number;
-  head: number;
-  count: number;
+const finalizer = new FinalizationRegistry<Uint32Array>(releaseStorage);
+
+/** The storage of a ring that holds no row yet (or no longer), shared. */
+const NO_ROWS = new Uint32Array(0);
+
+function releaseStorage(words: Uint32Array): void {
+  for (let at = SLAB; at < words.length; at += WORDS) {
+    const held = words[at]!;
+    if (held !== 0) releaseSlab(held - 1);
+  }
 }
 
-/** Lets the slabs of a dropped ring's rows go. */
-const finalizer = new FinalizationRegistry<Rows>(releaseRows);
-
-function releaseRows(rows: Rows): void {
-  while (rows.count > 0) dropHead(rows);
-}
-
-/** Lets the first row go (its slab's share too): returns where its words start. */
-function dropHead(rows: Rows): number {
-  const base = rows.head * WORDS;
-  releaseSlab(rows.words[base + SLAB]!);
-  rows.head = rows.head + 1 === rows.capacity ? 0 : rows.head + 1;
-  rows.count--;
-  return base;
-}
-
-/** A connection's kept rows. @internal */
+/**
+ * A connection's kept rows. Its fields come first in the objects of its subclasses (the
+ * inspector's connection record is one): recording a frame reads them with the record's counts,
+ * from the same object, on a busy proxy long out of the cache. @internal
+ */
 export class RowRing {
-  private readonly rows: Rows = { words: new Uint32Array(0), times: new Float64Array(0), capacity: 0, head: 0, count: 0 };
+  /** The rows, {@link WORDS} words each, from {@link RowRing.head}, wrapping. */
+  private words = NO_ROWS;
+  /** Rows its storage holds before it must grow. */
+  private rowCapacity = 0;
+  /** Where the first row is. */
+  private head = 0;
+  /** How many rows it holds. */
+  private count = 0;
   /** The sequence number of the first row (rows hold consecutive numbers). */
   private firstSeq = 0;
 
   /** How many rows it holds. */
   get length(): number {
-    return this.rows.count;
+    return this.count;
   }
 
   /** How many rows its storage holds before it must grow. */
   get capacity(): number {
-    return this.rows.capacity;
+    return this.rowCapacity;
   }
 
   /**
@@ -103,26 +107,28 @@ export class RowRing {
    * @returns what the row counts for in the memory bounds
    */
   record(frame: Frame, seq: number, from: ProxyRole, binary: boolean, flags: number, maxPayload: number, maxRows: number): number {
-    const rows = this.rows;
-    if (rows.count === rows.capacity) this.grow(maxRows);
-    if (rows.count === 0) this.firstSeq = seq;
+    if (this.count === this.rowCapacity) this.grow(maxRows);
+    if (this.count === 0) this.firstSeq = seq;
     const type = frame.type;
     const payload = frame.payload;
     const kept = keptLength(payload, maxPayload, !binary && type !== 'ping' && type !== 'pong');
     const offset = keepBytes(payload, kept);
-    let at = rows.head + rows.count;
-    if (at >= rows.capacity) at -= rows.capacity;
+    let at = this.head + this.count;
+    if (at >= this.rowCapacity) at -= this.rowCapacity;
     const base = at * WORDS;
-    const words = rows.words;
-    rows.times[at * (WORDS / 2)] = turnTime();
+    const words = this.words;
+    const time = turnTime();
+    words[base + TIME_LOW] = time % TIME_UNIT;
+    words[base + TIME_HIGH] = time / TIME_UNIT;
     words[base + SIZE] = payload.length;
     words[base + KEPT] = kept;
     words[base + OFFSET] = offset;
-    words[base + SLAB] = keptSlab();
+    const slab = keptSlab();
+    words[base + SLAB] = slab === NO_SLAB ? 0 : slab + 1;
     const code = frame.code;
     words[base + INFO] = typeCode(type) | (frame.fin ? FIN : 0) | (binary ? BINARY : 0) | (from === 'upstream' ? UPSTREAM : 0) |
       (flags << FLAGS_SHIFT) | (code === undefined ? 0 : HAS_CODE | (code << CODE_SHIFT));
-    rows.count++;
+    this.count++;
     return kept + ENTRY_OVERHEAD;
   }
 
@@ -132,25 +138,32 @@ export class RowRing {
    * @returns what it counted for (0 when empty)
    */
   shift(): number {
-    const rows = this.rows;
-    if (rows.count === 0) return 0;
-    const base = dropHead(rows);
+    if (this.count === 0) return 0;
+    const base = this.head * WORDS;
+    const words = this.words;
+    const held = words[base + SLAB]!;
+    if (held !== 0) {
+      releaseSlab(held - 1);
+      // Let go: a dropped ring's finalizer must not release it again.
+      words[base + SLAB] = 0;
+    }
+    this.head = this.head + 1 === this.rowCapacity ? 0 : this.head + 1;
+    this.count--;
     this.firstSeq++;
-    return rows.words[base + KEPT]! + ENTRY_OVERHEAD;
+    return words[base + KEPT]! + ENTRY_OVERHEAD;
   }
 
   /** The row at a position from the first (0), as a new {@link Entry}, or undefined. */
   at(index: number): Entry | undefined {
-    const rows = this.rows;
-    if (index < 0 || index >= rows.count) return undefined;
-    let at = rows.head + index;
-    if (at >= rows.capacity) at -= rows.capacity;
+    if (index < 0 || index >= this.count) return undefined;
+    let at = this.head + index;
+    if (at >= this.rowCapacity) at -= this.rowCapacity;
     const base = at * WORDS;
-    const words = rows.words;
+    const words = this.words;
     const info = words[base + INFO]!;
     const entry = new Entry();
     entry.seq = this.firstSeq + index;
-    entry.time = rows.times[at * (WORDS / 2)]!;
+    entry.time = words[base + TIME_HIGH]! * TIME_UNIT + words[base + TIME_LOW]!;
     entry.from = (info & UPSTREAM) === 0 ? 'client' : 'upstream';
     entry.type = TYPES[info & 7]!;
     entry.fin = (info & FIN) !== 0;
@@ -159,7 +172,8 @@ export class RowRing {
     entry.flags = (info >>> FLAGS_SHIFT) & 3;
     entry.binary = (info & BINARY) !== 0;
     entry.kept = words[base + KEPT]!;
-    entry.setBytes(slabBuffer(words[base + SLAB]!), words[base + OFFSET]!);
+    const held = words[base + SLAB]!;
+    entry.setBytes(slabBuffer(held === 0 ? NO_SLAB : held - 1), words[base + OFFSET]!);
     return entry;
   }
 
@@ -170,29 +184,29 @@ export class RowRing {
 
   /** Lets every row go, and the storage. */
   clear(): void {
-    const rows = this.rows;
-    if (rows.capacity === 0) return;
-    releaseRows(rows);
-    finalizer.unregister(rows);
-    rows.words = new Uint32Array(0);
-    rows.times = new Float64Array(0);
-    rows.capacity = 0;
-    rows.head = 0;
+    if (this.rowCapacity === 0) return;
+    releaseStorage(this.words);
+    finalizer.unregister(this);
+    this.words = NO_ROWS;
+    this.rowCapacity = 0;
+    this.head = 0;
+    this.count = 0;
   }
 
   private grow(maxRows: number): void {
-    const rows = this.rows;
-    // The first row of a ring: from now on, its rows' slabs are let go with it if nobody clears it.
-    if (rows.capacity === 0) finalizer.register(this, rows, rows);
-    const capacity = Math.max(rows.count + 1, Math.min(Math.max(8, rows.capacity * 2), maxRows));
+    const count = this.count;
+    const capacity = Math.max(count + 1, Math.min(Math.max(8, this.rowCapacity * 2), maxRows));
+    const old = this.words;
     const words = new Uint32Array(capacity * WORDS);
     // The rows in order from 0: at most two runs (before and after the wrap).
-    const firstRun = Math.min(rows.count, rows.capacity - rows.head);
-    words.set(rows.words.subarray(rows.head * WORDS, (rows.head + firstRun) * WORDS), 0);
-    words.set(rows.words.subarray(0, (rows.count - firstRun) * WORDS), firstRun * WORDS);
-    rows.words = words;
-    rows.times = new Float64Array(words.buffer);
-    rows.capacity = capacity;
-    rows.head = 0;
+    const firstRun = Math.min(count, this.rowCapacity - this.head);
+    words.set(old.subarray(this.head * WORDS, (this.head + firstRun) * WORDS), 0);
+    words.set(old.subarray(0, (count - firstRun) * WORDS), firstRun * WORDS);
+    // The finalizer lets go what the new storage holds (the old one's rows moved, their slabs once).
+    if (this.rowCapacity !== 0) finalizer.unregister(this);
+    finalizer.register(this, words, this);
+    this.words = words;
+    this.rowCapacity = capacity;
+    this.head = 0;
   }
 }

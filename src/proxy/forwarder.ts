@@ -566,7 +566,7 @@ export class Forwarder extends Writable implements ObserverHolder {
   override _write(frame: Frame, _encoding: string, callback: Callback): void {
     this.context.onInput(frame);
     this.current.begin();
-    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
+    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame, this.context.from);
     if (held !== undefined) {
       // Held (a breakpoint): the direction waits, in order, as for an async onFrame.
       held.then((out) => {

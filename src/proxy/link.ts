@@ -103,7 +103,7 @@ export class Link implements FrameSink, ObserverHolder {
     if (this.state === DONE) return true;
     this.owner.onLinkFrame(this.from, frame);
     this.current.begin();
-    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame);
+    const held = this.observer === undefined ? undefined : observeFrame(this, this.observer, frame, this.from.role);
     if (held !== undefined) {
       // Held (a breakpoint): the direction waits, in order, as it would for an async onFrame.
       this.state = HOLDING;

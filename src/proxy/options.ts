@@ -46,7 +46,13 @@ export type ObserveResult = PromiseLike<Frame | null> | undefined;
  * @internal
  */
 export interface FrameObserver {
-  observe(frame: Frame): ObserveResult;
+  /**
+   * Sees a frame.
+   *
+   * @param frame - the frame
+   * @param from - the side that sent it (one object may observe both directions of a connection)
+   */
+  observe(frame: Frame, from: ProxyRole): ObserveResult;
 }
 
 /** What holds an observer for a direction (its `Forwarder` or its `Link`). @internal */
@@ -63,12 +69,13 @@ export interface ObserverHolder {
  * @param holder - the direction's end, told when the observer fails
  * @param observer - the observer
  * @param frame - the frame
+ * @param from - the side that sent it
  * @internal
  */
-export function observeFrame(holder: ObserverHolder, observer: FrameObserver, frame: Frame): PromiseLike<Frame | null> | undefined {
+export function observeFrame(holder: ObserverHolder, observer: FrameObserver, frame: Frame, from: ProxyRole): PromiseLike<Frame | null> | undefined {
   let held: ObserveResult;
   try {
-    held = observer.observe(frame);
+    held = observer.observe(frame, from);
   } catch (err) {
     holder.detachObserver(toError(err));
     return undefined;

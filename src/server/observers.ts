@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { Frame } from '../frame.js';
-import type { FrameObserver, ObserveResult, ObserverFactory } from '../proxy/options.js';
+import type { FrameObserver, ObserveResult, ObserverFactory, ProxyRole } from '../proxy/options.js';
 import type { WebSocketProxy } from '../proxy/websocket-proxy.js';
 import type { StageContext } from '../transforms/stage.js';
 
@@ -42,16 +42,16 @@ export function chainObservers(observers: readonly ServerObserver[]): ObserverFa
 class ObserverChain implements FrameObserver {
   constructor(private readonly observers: readonly FrameObserver[]) {}
 
-  observe(frame: Frame): ObserveResult {
-    return this.from(0, frame);
+  observe(frame: Frame, from: ProxyRole): ObserveResult {
+    return this.after(0, frame, from);
   }
 
-  private from(start: number, frame: Frame): ObserveResult {
+  private after(start: number, frame: Frame, from: ProxyRole): ObserveResult {
     const observers = this.observers;
     for (let i = start; i < observers.length; i++) {
-      const held = observers[i]!.observe(frame);
+      const held = observers[i]!.observe(frame, from);
       if (held === undefined) continue;
-      return held.then((out) => (out === null ? null : this.from(i + 1, out) ?? out));
+      return held.then((out) => (out === null ? null : this.after(i + 1, out, from) ?? out));
     }
     return undefined;
   }

@@ -3,9 +3,9 @@ import type { Duplex } from 'node:stream';
 import { binaryFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
 import { Breakpoints, Holds } from '../../src/inspector/breakpoints.js';
 import { EventChannel } from '../../src/inspector/events.js';
-import { Conn, Hub } from '../../src/inspector/hub.js';
+import { Hub } from '../../src/inspector/hub.js';
 import { INSPECTOR_DEFAULTS } from '../../src/inspector/options.js';
-import { InspectObserver, type ObserverHost } from '../../src/inspector/observer.js';
+import { InspectedConn, type ObserverHost } from '../../src/inspector/observer.js';
 import { isHeld } from '../../src/proxy/dormant.js';
 import { recordingUpstream, startUpstream } from '../helpers/proxy-harness.js';
 import { wsClient } from '../helpers/proxy-peers.js';
@@ -25,32 +25,47 @@ describe('inspector/observer', () => {
 
   it('records a frame at once and lets it go on as it is (undefined), a continuation as its message\'s type', () => {
     const h = host();
-    const conn = new Conn('c', undefined);
-    const observer = new InspectObserver(h, conn, 'client');
+    const conn = new InspectedConn(h, 'c', undefined);
     for (const frame of [binaryFrame(Buffer.from([1]), false), pingFrame('p'), continuationFrame(Buffer.from([2]))]) {
-      expect(observer.observe(frame)).to.equal(undefined);
+      expect(conn.observe(frame, 'client')).to.equal(undefined);
     }
-    expect(conn.ring.length).to.equal(3);
+    expect(conn.length).to.equal(3);
     expect(conn.entry(3)!.binary).to.equal(true);
     expect(conn.info().fromClient).to.deep.equal({ frames: 3, bytes: 3 });
     h.dispose();
   });
 
+  it('observes both directions, each with its own fragmented message under way', () => {
+    const h = host();
+    const conn = new InspectedConn(h, 'c', undefined);
+    conn.observe(binaryFrame(Buffer.from([1]), false), 'client');
+    conn.observe(textFrame('a', false), 'upstream');
+    conn.observe(continuationFrame(Buffer.from([2]), false), 'client');
+    conn.observe(continuationFrame('b'), 'upstream');
+    conn.observe(continuationFrame(Buffer.from([3])), 'client');
+    const rows = [1, 2, 3, 4, 5].map((seq) => conn.entry(seq)!);
+    expect(rows.map((row) => [row.from, row.type, row.binary])).to.deep.equal([
+      ['client', 'binary', true], ['upstream', 'text', false], ['client', 'continuation', true], ['upstream', 'continuation', false], ['client', 'continuation', true],
+    ]);
+    expect(conn.info()).to.deep.include({ fromClient: { frames: 3, bytes: 3 }, fromUpstream: { frames: 2, bytes: 2 } });
+    h.dispose();
+  });
+
   it('answers a frame a breakpoint matches with a promise of what goes on, recorded once resolved', async () => {
     const h = host();
-    const conn = new Conn('c', undefined);
+    const conn = new InspectedConn(h, 'c', undefined);
     h.breakpoints.add('upstream', '^x');
-    const observer = new InspectObserver(h, conn, 'upstream');
-    expect(observer.observe(pingFrame('x'))).to.equal(undefined);
-    const held = observer.observe(textFrame('x1'));
+    expect(conn.observe(pingFrame('x'), 'upstream')).to.equal(undefined);
+    expect(conn.observe(textFrame('x0'), 'client')).to.equal(undefined);
+    const held = conn.observe(textFrame('x1'), 'upstream');
     expect(held).to.be.instanceOf(Promise);
-    expect(conn.ring.length).to.equal(1);
+    expect(conn.length).to.equal(2);
     h.holds.resolve(h.holds.all()[0]!.id, 'drop');
     expect(await held).to.equal(null);
-    expect(conn.ring.length).to.equal(1);
+    expect(conn.length).to.equal(2);
     h.closed = true;
-    expect(observer.observe(textFrame('x2'))).to.equal(undefined);
-    expect(conn.ring.length).to.equal(1);
+    expect(conn.observe(textFrame('x2'), 'upstream')).to.equal(undefined);
+    expect(conn.length).to.equal(2);
     h.dispose();
   });
 

@@ -54,6 +54,32 @@ describe('inspector/ring', () => {
     ring.clear();
   });
 
+  it('lets the slabs of its rows go when it is dropped without being cleared, and not those of the rows it shed', async function () {
+    this.timeout(10_000);
+    const gc = (globalThis as { gc?: () => void }).gc!;
+    const baseline = slabCounts().live;
+    // Binary payloads above a quarter of a slab get a buffer of their own: one slab id per row.
+    const frame = binaryFrame(Buffer.alloc(4096, 7));
+    const other = new RowRing();
+    (() => {
+      const dropped = new RowRing();
+      for (let seq = 1; seq <= 20; seq++) dropped.record(frame, seq, 'client', true, 0, 8192, 100);
+      // The ids of the 5 rows shed are free, and taken again by another ring's rows.
+      for (let i = 0; i < 5; i++) dropped.shift();
+      for (let seq = 1; seq <= 5; seq++) other.record(binaryFrame(Buffer.alloc(4096, seq)), seq, 'client', true, 0, 8192, 100);
+      expect(slabCounts().live).to.equal(baseline + 20);
+    })();
+    for (let tries = 0; tries < 100 && slabCounts().live > baseline + 5; tries++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The dropped ring's 15 rows let go; the other ring's 5 kept, with their bytes.
+    expect(slabCounts().live).to.equal(baseline + 5);
+    for (let seq = 1; seq <= 5; seq++) expect(other.entry(seq)!.payload.equals(Buffer.alloc(4096, seq))).to.equal(true);
+    other.clear();
+    expect(slabCounts().live).to.equal(baseline);
+  });
+
   it('recycles its slabs once their rows are gone: a flood allocates no new one', () => {
     const ring = new RowRing();
     const frame = binaryFrame(Buffer.alloc(64, 1));

@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { binaryFrame, closeFrame, continuationFrame, pingFrame, textFrame } from '../../src/index.js';
 import { Breakpoints, Holds } from '../../src/inspector/breakpoints.js';
 import { EventChannel } from '../../src/inspector/events.js';
-import { Conn, Hub } from '../../src/inspector/hub.js';
+import { Hub } from '../../src/inspector/hub.js';
 import { INSPECTOR_DEFAULTS } from '../../src/inspector/options.js';
 import { rowOf } from '../../src/inspector/row.js';
-import { InspectObserver, type ObserverHost } from '../../src/inspector/observer.js';
+import { InspectedConn, type ObserverHost } from '../../src/inspector/observer.js';
 import { InspectStage } from '../../src/inspector/stage.js';
 import { runStage } from '../helpers/stage-run.js';
 import { waitFor } from '../helpers/sockets.js';
@@ -19,10 +19,10 @@ function host(): ObserverHost & { closed: boolean; dispose(): void } {
 describe('inspector/stage', () => {
   it('records every frame it passes on, continuation frames as their message\'s type, and close codes', async () => {
     const h = host();
-    const conn = new Conn('c', undefined);
+    const conn = new InspectedConn(h, 'c', undefined);
     h.hub.publish(conn, {});
     const frames = [binaryFrame(Buffer.from([0xab]), false), pingFrame('p'), continuationFrame(Buffer.from([0xcd])), textFrame('t'), closeFrame(4000, 'bye')];
-    const run = await runStage(new InspectStage(new InspectObserver(h, conn, 'upstream')), frames);
+    const run = await runStage(new InspectStage(conn, 'upstream'), frames);
     expect(run.out).to.deep.equal(frames);
     const rows = [1, 2, 3, 4, 5].map((seq) => rowOf('c', conn.entry(seq)!));
     expect(rows.map((row) => [row.seq, row.type, row.from, row.preview])).to.deep.equal([
@@ -35,9 +35,9 @@ describe('inspector/stage', () => {
 
   it('holds a matching data frame and passes what the hold ends with; control frames are never held', async () => {
     const h = host();
-    const conn = new Conn('c', undefined);
+    const conn = new InspectedConn(h, 'c', undefined);
     h.breakpoints.add('client', 'x');
-    const stage = new InspectStage(new InspectObserver(h, conn, 'client'));
+    const stage = new InspectStage(conn, 'client');
     const running = runStage(stage, [pingFrame('x'), textFrame('x1'), textFrame('y')]);
     await waitFor(() => h.holds.size === 1);
     expect(conn.entry(1)!.type).to.equal('ping');
@@ -51,11 +51,11 @@ describe('inspector/stage', () => {
 
   it('lets frames pass unseen once its inspector is closed', async () => {
     const h = host();
-    const conn = new Conn('c', undefined);
+    const conn = new InspectedConn(h, 'c', undefined);
     h.closed = true;
-    const run = await runStage(new InspectStage(new InspectObserver(h, conn, 'client')), [textFrame('a')]);
+    const run = await runStage(new InspectStage(conn, 'client'), [textFrame('a')]);
     expect(run.out).to.have.length(1);
-    expect(conn.ring.length).to.equal(0);
+    expect(conn.length).to.equal(0);
     h.dispose();
   });
 });

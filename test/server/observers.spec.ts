@@ -136,19 +136,19 @@ describe('server/observers', () => {
     let release: ((out: Frame | null) => void) | undefined;
     const factory = chainObservers([
       { connection: () => undefined, direction: () => ({ observe: (frame) => new Promise<Frame | null>((resolve) => { seen.push(`first:${frame.payload}`); release = resolve; }) }) },
-      { connection: () => undefined, direction: (ctx) => (ctx.role === 'client' ? undefined : { observe: (frame) => void seen.push(`second:${frame.payload}`) }) },
+      { connection: () => undefined, direction: (ctx) => (ctx.role === 'client' ? undefined : { observe: (frame, from) => void seen.push(`second:${frame.payload}:${from}`) }) },
     ]);
     const context = { id: '1', role: 'upstream' as const, proxy: undefined };
     const observer = factory(context)!;
-    const held = observer.observe({ type: 'text', fin: true, payload: Buffer.from('x'), rsv1: false })!;
+    const held = observer.observe({ type: 'text', fin: true, payload: Buffer.from('x'), rsv1: false }, 'upstream')!;
     expect(seen).to.deep.equal(['first:x']);
     release!({ type: 'text', fin: true, payload: Buffer.from('y'), rsv1: false });
     expect((await held)!.payload.toString()).to.equal('y');
-    expect(seen).to.deep.equal(['first:x', 'second:y']);
+    expect(seen).to.deep.equal(['first:x', 'second:y:upstream']);
     // Dropped by the first: the second never sees it.
-    const dropped = observer.observe({ type: 'text', fin: true, payload: Buffer.from('z'), rsv1: false })!;
+    const dropped = observer.observe({ type: 'text', fin: true, payload: Buffer.from('z'), rsv1: false }, 'upstream')!;
     release!(null);
     expect(await dropped).to.equal(null);
-    expect(seen).to.deep.equal(['first:x', 'second:y', 'first:z']);
+    expect(seen).to.deep.equal(['first:x', 'second:y:upstream', 'first:z']);
   });
 });
