@@ -24,7 +24,7 @@ const TIME_HIGH = 1;
 const SIZE = 2;
 const KEPT = 3;
 const OFFSET = 4;
-/** Its bytes' slab id plus one: 0 for a row that kept no byte, or that was let go. */
+/** Its bytes' slab, as {@link slabWord} writes it (0: none, or let go). */
 const SLAB = 5;
 const INFO = 6;
 /** 2^32: a time's high word counts these. */
@@ -50,6 +50,19 @@ const HAS_CODE = 1 << 8;
 const CODE_SHIFT = 16;
 
 /**
+ * A row's slab word: the slab id plus one, so that 0, what new storage holds, names no slab
+ * ({@link NO_SLAB}).
+ */
+function slabWord(id: number): number {
+  return id === NO_SLAB ? 0 : id + 1;
+}
+
+/** The slab id a row's slab word names ({@link NO_SLAB} for 0). */
+function slabOf(word: number): number {
+  return word === 0 ? NO_SLAB : word - 1;
+}
+
+/**
  * Lets a dropped ring's slabs go (a connection the inspector never showed, never cleared): it is
  * given the ring's storage, in which the rows let go have slab word 0.
  */
@@ -59,16 +72,12 @@ const finalizer = new FinalizationRegistry<Uint32Array>(releaseStorage);
 const NO_ROWS = new Uint32Array(0);
 
 function releaseStorage(words: Uint32Array): void {
-  for (let at = SLAB; at < words.length; at += WORDS) {
-    const held = words[at]!;
-    if (held !== 0) releaseSlab(held - 1);
-  }
+  for (let at = SLAB; at < words.length; at += WORDS) releaseSlab(slabOf(words[at]!));
 }
 
 /**
- * A connection's kept rows. Its fields come first in the objects of its subclasses (the
- * inspector's connection record is one): recording a frame reads them with the record's counts,
- * from the same object, on a busy proxy long out of the cache. @internal
+ * A connection's kept rows. Its fields are its own, with no object of their own, so that the
+ * inspector's connection record, which extends it, is one object. @internal
  */
 export class RowRing {
   /** The rows, {@link WORDS} words each, from {@link RowRing.head}, wrapping. */
@@ -123,8 +132,7 @@ export class RowRing {
     words[base + SIZE] = payload.length;
     words[base + KEPT] = kept;
     words[base + OFFSET] = offset;
-    const slab = keptSlab();
-    words[base + SLAB] = slab === NO_SLAB ? 0 : slab + 1;
+    words[base + SLAB] = slabWord(keptSlab());
     const code = frame.code;
     words[base + INFO] = typeCode(type) | (frame.fin ? FIN : 0) | (binary ? BINARY : 0) | (from === 'upstream' ? UPSTREAM : 0) |
       (flags << FLAGS_SHIFT) | (code === undefined ? 0 : HAS_CODE | (code << CODE_SHIFT));
@@ -141,12 +149,9 @@ export class RowRing {
     if (this.count === 0) return 0;
     const base = this.head * WORDS;
     const words = this.words;
-    const held = words[base + SLAB]!;
-    if (held !== 0) {
-      releaseSlab(held - 1);
-      // Let go: a dropped ring's finalizer must not release it again.
-      words[base + SLAB] = 0;
-    }
+    releaseSlab(slabOf(words[base + SLAB]!));
+    // Let go: a dropped ring's finalizer must not release it again.
+    words[base + SLAB] = 0;
     this.head = this.head + 1 === this.rowCapacity ? 0 : this.head + 1;
     this.count--;
     this.firstSeq++;
@@ -172,8 +177,7 @@ export class RowRing {
     entry.flags = (info >>> FLAGS_SHIFT) & 3;
     entry.binary = (info & BINARY) !== 0;
     entry.kept = words[base + KEPT]!;
-    const held = words[base + SLAB]!;
-    entry.setBytes(slabBuffer(held === 0 ? NO_SLAB : held - 1), words[base + OFFSET]!);
+    entry.setBytes(slabBuffer(slabOf(words[base + SLAB]!)), words[base + OFFSET]!);
     return entry;
   }
 
